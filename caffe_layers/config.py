@@ -1,0 +1,219 @@
+"""``param_str`` → frozen dataclasses.
+
+A config class is a frozen dataclass whose fields are declared with :func:`option`. :func:`load`
+parses the YAML with ``yaml.safe_load``, rejects unknown keys with a "did you mean" hint, converts
+and checks every value, runs the class's cross-field ``problems()``, and raises one
+:class:`~caffe_layers.errors.ConfigError` that lists every problem, each naming its key and a fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+
+from caffe_layers.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class _Invalid(Exception):
+    """A value failed its check; the message says what was expected."""
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """How one key's YAML value is converted: ``convert`` raises ``_Invalid`` on a bad value."""
+
+    name: str
+    convert: Callable[[Any], Any]
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise _Invalid("must be an integer")
+    return int(value)
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Invalid("must be a number")
+    return float(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("must be true or false")
+    return value
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _Invalid("must be a string")
+    return str(value)
+
+
+def _float_tuple(value: Any) -> tuple:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    try:
+        return tuple(_float(v) for v in items)
+    except _Invalid:
+        raise _Invalid("must be a number or a list of numbers") from None
+
+
+def _str_tuple(value: Any) -> tuple:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(_str(v) for v in items)
+
+
+def _mapping(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise _Invalid("must be a mapping, e.g. {key: value}")
+    return dict(value)
+
+
+INT = Kind("an integer", _int)
+FLOAT = Kind("a number", _float)
+BOOL = Kind("true or false", _bool)
+STR = Kind("a string", _str)
+FLOATS = Kind("a number or a list of numbers", _float_tuple)
+STRS = Kind("a string or a list of strings", _str_tuple)
+MAPPING = Kind("a mapping", _mapping)
+
+
+def choice(*allowed: str) -> Kind:
+    """A string among ``allowed``."""
+
+    def convert(value: Any) -> str:
+        if value not in allowed:
+            raise _Invalid("must be one of " + ", ".join(repr(a) for a in allowed))
+        return value
+
+    return Kind("one of " + ", ".join(allowed), convert)
+
+
+def option(kind: Kind, default: Any = REQUIRED, *, minimum: float | None = None,
+           maximum: float | None = None, example: str = "", doc: str = "") -> Any:
+    """Declare a config field. ``default=None`` makes the key optional with no value."""
+    meta = {"kind": kind, "minimum": minimum, "maximum": maximum, "example": example, "doc": doc}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _check_range(value: Any, meta: Mapping[str, Any]) -> None:
+    numbers = value if isinstance(value, tuple) else (value,)
+    lo, hi = meta["minimum"], meta["maximum"]
+    for number in numbers:
+        if lo is not None and number < lo:
+            raise _Invalid(f"must be >= {lo:g}")
+        if hi is not None and number > hi:
+            raise _Invalid(f"must be <= {hi:g}")
+
+
+def _convert_field(field: dataclasses.Field, raw: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """The field's value and, when it is bad, one problem line."""
+    meta = field.metadata
+    example = f" (e.g. {field.name}: {meta['example']})" if meta["example"] else ""
+    if field.name not in raw:
+        if field.default is REQUIRED:
+            return None, f"{field.name}: required, {meta['kind'].name}{example}"
+        return field.default, None
+    value = raw[field.name]
+    if value is None and field.default is None:
+        return None, None
+    try:
+        converted = meta["kind"].convert(value)
+        _check_range(converted, meta)
+    except _Invalid as exc:
+        return None, f"{field.name}: {exc} (got {value!r}){example}"
+    return converted, None
+
+
+def _unknown_keys(raw: Mapping[str, Any], known: Sequence[str]) -> list[str]:
+    problems = []
+    for key in raw:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+        problems.append(f"{key}: unknown key{hint}")
+    return problems
+
+
+def parse_yaml(param_str: str) -> dict:
+    """``param_str`` as a dict (empty for an empty string); ConfigError if not a mapping."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(param_str) if param_str.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"param_str is not valid YAML{where}: {problem}. Write a YAML mapping, "
+                          f"e.g. param_str: \"{{source: train.txt, batch_size: 64}}\"") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"param_str must be a YAML mapping of key: value, got {param_str!r}; "
+                          f"e.g. param_str: \"{{source: train.txt, batch_size: 64}}\"")
+    return raw
+
+
+_FLATTENED = re.compile(r",\s*[A-Za-z_]\w*\s*:")
+
+
+def _flattened_hint(raw: Mapping[str, Any]) -> str:
+    """A hint when a value looks like several keys written without braces."""
+    for value in raw.values():
+        if isinstance(value, str) and _FLATTENED.search(value):
+            return ("\nHint: a value contains ', key:'; in one-line YAML wrap the whole mapping in "
+                    "braces: \"{source: train.txt, batch_size: 64}\"")
+    return ""
+
+
+def build(cls: type[T], raw: Mapping[str, Any], *, where: str = "param_str") -> T:
+    """Build config ``cls`` from an already parsed mapping; one ConfigError lists every problem."""
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    known = [f.name for f in fields]
+    problems = _unknown_keys(raw, known)
+    values = {}
+    for field in fields:
+        values[field.name], problem = _convert_field(field, raw)
+        if problem:
+            problems.append(problem)
+    config = None
+    if not problems:
+        config = cls(**values)
+        problems.extend(config.problems() if hasattr(config, "problems") else [])
+    if problems:
+        raise ConfigError(_message(where, problems) + _flattened_hint(raw))
+    return config
+
+
+def load(cls: type[T], param_str: str, *, where: str = "param_str") -> T:
+    """Parse ``param_str`` (YAML) into config ``cls``; one ConfigError lists every problem."""
+    return build(cls, parse_yaml(param_str), where=where)
+
+
+def _message(where: str, problems: Iterable[str]) -> str:
+    problems = list(problems)
+    noun = "problem" if len(problems) == 1 else "problems"
+    lines = "\n".join(f"  - {where}.{p}" for p in problems)
+    return f"{where} has {len(problems)} {noun}:\n{lines}"
+
+
+def describe(cls: type) -> list[tuple[str, str, str, str]]:
+    """(key, kind, default, doc) for every option of ``cls``: the README's parameter tables."""
+    rows = []
+    for field in dataclasses.fields(cls):
+        if field.init:
+            default = "required" if field.default is REQUIRED else repr(field.default)
+            rows.append((field.name, field.metadata["kind"].name, default, field.metadata["doc"]))
+    return rows

@@ -1,0 +1,1 @@
+"""Data sources: one module per format, each turning sample indices into arrays."""

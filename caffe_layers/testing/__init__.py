@@ -1,0 +1,1 @@
+"""Test helpers shipped with the package: a faithful fake ``caffe`` and a prototxt runner."""

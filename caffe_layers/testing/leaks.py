@@ -1,0 +1,86 @@
+"""Find what a test (or a layer) left behind: child processes, /dev/shm entries, shared memory.
+
+Linux only (reads ``/proc``). Used by this package's own test suite after every test; shipped so
+users can check their own layers the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterable
+
+MEMFD_PREFIX = "caffe_layers"
+
+
+def child_pids(pid: int | None = None) -> set:
+    """Pids of the live (non-zombie) children of ``pid`` (default: this process)."""
+    pid = os.getpid() if pid is None else pid
+    children = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        state, ppid = fields[0], int(fields[1])
+        if ppid == pid and state != b"Z":
+            children.add(int(entry))
+    return children
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pids: Iterable[int], timeout_s: float) -> set:
+    """Wait until every pid is gone or a zombie; return those still alive after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    remaining = {p for p in pids if alive(p)}
+    while remaining and time.monotonic() < deadline:
+        time.sleep(0.02)
+        remaining = {p for p in remaining if alive(p)}
+    return remaining
+
+
+def shm_entries() -> set:
+    """Names in /dev/shm (shared-memory blocks and semaphores anybody left there)."""
+    try:
+        return set(os.listdir("/dev/shm"))
+    except FileNotFoundError:
+        return set()
+
+
+def memfds(pid: int | None = None) -> list:
+    """Open file descriptors of ``pid`` that are caffe_layers shared-memory blocks."""
+    pid = os.getpid() if pid is None else pid
+    found = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(f"/memfd:{MEMFD_PREFIX}"):
+            found.append(int(fd))
+    return found
+
+
+def mapped_blocks(pid: int | None = None) -> list:
+    """Lines of ``/proc/PID/maps`` that map caffe_layers shared-memory blocks."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            return [line.strip() for line in maps if f"/memfd:{MEMFD_PREFIX}" in line]
+    except OSError:
+        return []

@@ -1,0 +1,19 @@
+import gc
+
+import pytest
+
+from caffe_layers.testing import leaks
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    """Every test must leave no child process, no /dev/shm entry and no shared-memory mapping."""
+    shm_before = leaks.shm_entries()
+    yield
+    gc.collect()
+    survivors = leaks.wait_gone(leaks.child_pids(), timeout_s=3.0)
+    assert not survivors, f"child processes outlived the test: {sorted(survivors)}"
+    new_shm = leaks.shm_entries() - shm_before
+    assert not new_shm, f"/dev/shm entries left by the test: {sorted(new_shm)}"
+    assert not leaks.memfds(), "shared-memory file descriptors still open after the test"
+    assert not leaks.mapped_blocks(), "shared-memory blocks still mapped after the test"
