@@ -10,7 +10,7 @@ import os
 import time
 from typing import Iterable
 
-MEMFD_PREFIX = "caffe_layers"
+from caffe_layers.prefetch.slots import MEMFD_PREFIX
 
 
 def child_pids(pid: int | None = None) -> set:
@@ -84,3 +84,19 @@ def mapped_blocks(pid: int | None = None) -> list:
             return [line.strip() for line in maps if f"/memfd:{MEMFD_PREFIX}" in line]
     except OSError:
         return []
+
+
+def multiprocessing_helpers() -> set:
+    """Pids of multiprocessing's own per-process servers (resource tracker, forkserver).
+
+    spawn and forkserver start them once and they live as long as this process; they exit on their
+    own when it does, so a test may leave them running.
+    """
+    import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
+
+    pids = {
+        getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None),
+        getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None),
+    }
+    return {pid for pid in pids if pid}

@@ -1,0 +1,114 @@
+"""What a worker is asked to do: fill batch number ``b``, and which worker may do it.
+
+A *plan* turns batch numbers into small picklable :class:`BatchTask` objects (the only thing,
+besides a slot id, that travels to a worker) and says whether a batch must go to one particular
+worker.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from caffe_layers.sampling import SampleStream, sample_rng
+
+
+class BatchTask:
+    """Batch ``number``: for indexed data, the dataset ``indices`` and ``epochs`` of its rows.
+
+    Iterating yields ``(row, index, rng)`` per row and remembers the row being filled, so that a
+    failure can name its sample. ``rng`` is :func:`~caffe_layers.sampling.sample_rng` of the sample:
+    the same whichever process fills it. Generator batches have no indices; iterating them yields
+    ``(row, None, None)``.
+    """
+
+    __slots__ = ("number", "batch_size", "indices", "epochs", "seed", "current")
+
+    def __init__(self, number: int, batch_size: int, indices: np.ndarray | None = None,
+                 epochs: np.ndarray | None = None, seed: int = 0) -> None:
+        self.number = number
+        self.batch_size = batch_size
+        self.indices = indices
+        self.epochs = epochs
+        self.seed = seed
+        self.current: int | None = None
+
+    def __iter__(self) -> Iterator[tuple]:
+        for row in range(self.batch_size):
+            self.current = row
+            if self.indices is None:
+                yield row, None, None
+            else:
+                index, epoch = int(self.indices[row]), int(self.epochs[row])
+                yield row, index, sample_rng(self.seed, epoch, index)
+        self.current = None
+
+    def current_sample(self) -> int | None:
+        """The dataset index of the row being filled, if any."""
+        if self.current is None or self.indices is None:
+            return None
+        return int(self.indices[self.current])
+
+    def __getstate__(self) -> tuple:
+        return self.number, self.batch_size, self.indices, self.epochs, self.seed
+
+    def __setstate__(self, state: tuple) -> None:
+        self.number, self.batch_size, self.indices, self.epochs, self.seed = state
+        self.current = None
+
+    def __repr__(self) -> str:
+        return f"BatchTask(number={self.number}, batch_size={self.batch_size})"
+
+
+class SamplePlan:
+    """Indexed data: batch ``b`` holds the samples ``stream.batch(b)``; any worker may fill it."""
+
+    def __init__(self, stream: SampleStream, seed: int) -> None:
+        self.stream = stream
+        self.seed = int(seed)
+        self.batch_size = stream.batch_size
+
+    def task(self, number: int) -> BatchTask:
+        indices, epochs = self.stream.batch(number)
+        return BatchTask(number, self.batch_size, indices, epochs, self.seed)
+
+    def worker_for(self, number: int, workers: int) -> int | None:
+        return None
+
+
+class RoundRobinPlan:
+    """Generator data: each worker runs its own generator; batch ``b`` comes from worker b % W.
+
+    The output is deterministic for a given number of workers (batch ``b`` is batch ``b // W`` of
+    worker ``b % W``'s generator) but, unlike indexed data, changes with the number of workers.
+    """
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = int(batch_size)
+
+    def task(self, number: int) -> BatchTask:
+        return BatchTask(number, self.batch_size)
+
+    def worker_for(self, number: int, workers: int) -> int | None:
+        return number % workers if workers else None
+
+
+class Producer:
+    """What workers run: subclass it (it must pickle for spawn/forkserver).
+
+    ``open`` runs once in each worker after it starts (open files here, never before a fork);
+    ``fill`` writes every row of every array of ``out`` (``{top name: array of the batch shape}``,
+    views of a shared-memory slot) for ``task`` and may return a small picklable report (e.g. the
+    samples it had to skip), handed to the consumer with the batch; ``close`` runs at the end.
+    With ``workers: 0`` the same methods run in the consumer's process.
+    """
+
+    def open(self, worker_id: int, num_workers: int) -> None:
+        """Called once in the process that will fill batches."""
+
+    def fill(self, out: dict, task: BatchTask) -> object:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once when the process stops filling batches."""

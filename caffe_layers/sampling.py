@@ -1,0 +1,95 @@
+"""Which samples go into which batch: seeded epoch orders, sharding by rank, resume position.
+
+The sample stream of a shard is an endless sequence of epochs; each epoch is the shard's part of a
+permutation of ``range(n)`` (or of the identity without shuffling). Batch ``b`` is stream positions
+``[b * batch_size, (b + 1) * batch_size)``, so a batch may span an epoch boundary (as in Caffe) and
+resuming at batch ``b`` is exact. Everything is a pure function of ``(seed, epoch, index)``:
+never of time, pid or which worker asks.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from caffe_layers.errors import ConfigError
+
+# Distinct words in the seed sequences: the shuffle and the per-sample streams never collide.
+_SHUFFLE_STREAM = 0
+_SAMPLE_STREAM = 1
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The augmentation RNG of sample ``index`` in ``epoch``: the same in every process."""
+    entropy = (int(seed), _SAMPLE_STREAM, int(epoch), int(index))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+
+
+class Order:
+    """The order of ``range(n)`` in each epoch: the identity."""
+
+    def __init__(self, n: int) -> None:
+        self.n = int(n)
+
+    def __call__(self, epoch: int) -> np.ndarray:
+        return np.arange(self.n, dtype=np.int64)
+
+
+class ShuffledOrder(Order):
+    """A fresh permutation of ``range(n)`` in every epoch, from ``(seed, epoch)``."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        super().__init__(n)
+        self.seed = int(seed)
+
+    def __call__(self, epoch: int) -> np.ndarray:
+        entropy = (self.seed, _SHUFFLE_STREAM, int(epoch))
+        return np.random.default_rng(np.random.SeedSequence(entropy)).permutation(self.n)
+
+
+class SampleStream:
+    """Batches of sample indices cut from the epochs of one shard.
+
+    Shard ``rank`` of ``count`` takes every ``count``-th element of each epoch's order, starting at
+    ``rank``: the shards of one epoch are disjoint and together hold every sample once.
+    """
+
+    def __init__(self, order: Order, batch_size: int, shard_rank: int = 0,
+                 shard_count: int = 1) -> None:
+        if not 0 <= shard_rank < shard_count:
+            raise ConfigError(f"shard_rank must be in [0, shard_count) (got {shard_rank} of "
+                              f"{shard_count})")
+        self.order = order
+        self.batch_size = int(batch_size)
+        self.shard_rank = int(shard_rank)
+        self.shard_count = int(shard_count)
+        self.epoch_length = len(range(shard_rank, order.n, shard_count))
+        if self.epoch_length == 0:
+            raise ConfigError(f"shard {shard_rank} of {shard_count} is empty: the dataset has only "
+                              f"{order.n} samples; use fewer shards")
+        self._cache: OrderedDict = OrderedDict()
+
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        """This shard's sample indices in ``epoch``, in stream order."""
+        if epoch not in self._cache:
+            self._cache[epoch] = self.order(epoch)[self.shard_rank::self.shard_count]
+            if len(self._cache) > 4:
+                self._cache.popitem(last=False)
+        return self._cache[epoch]
+
+    def batch(self, number: int) -> tuple:
+        """``(indices, epochs)`` of batch ``number``: two int64 arrays of ``batch_size``."""
+        start = int(number) * self.batch_size
+        positions = np.arange(start, start + self.batch_size, dtype=np.int64)
+        epochs = positions // self.epoch_length
+        offsets = positions % self.epoch_length
+        indices = np.empty(self.batch_size, dtype=np.int64)
+        for epoch in np.unique(epochs):
+            mask = epochs == epoch
+            indices[mask] = self.epoch_indices(int(epoch))[offsets[mask]]
+        return indices, epochs
+
+    def batches_per_epoch(self) -> float:
+        """Batches in one epoch of this shard (a fraction when the batch does not divide it)."""
+        return self.epoch_length / self.batch_size

@@ -1,0 +1,68 @@
+"""Producers for the prefetch engine's tests; importable, so spawned workers can unpickle them."""
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from caffe_layers.prefetch import Producer, TopSpec
+
+ID_SPECS = (TopSpec("ids", (5, 2), "int64"), TopSpec("noise", (5, 3), "float32"))
+
+
+class IdProducer(Producer):
+    """Row = (sample index, epoch) and three numbers from the sample's RNG."""
+
+    def __init__(self, fail_at=None, delay_s=0.0, hang_at_batch=None):
+        self.fail_at = fail_at
+        self.delay_s = delay_s
+        self.hang_at_batch = hang_at_batch
+
+    def fill(self, out, task):
+        if task.number == self.hang_at_batch:
+            time.sleep(3600)
+        time.sleep(self.delay_s)
+        for row, index, rng in task:
+            if index == self.fail_at:
+                raise ValueError(f"cannot load sample {index}")
+            out["ids"][row] = (index, task.epochs[row])
+            out["noise"][row] = rng.random(3)
+        return {"pid": os.getpid(), "batch": task.number}
+
+
+class OpenFails(Producer):
+    def open(self, worker_id, num_workers):
+        raise OSError(f"worker {worker_id} cannot open its files")
+
+
+class CountingGenerator(Producer):
+    """Each worker runs its own counter: rows are (worker id, count, number of workers)."""
+
+    def open(self, worker_id, num_workers):
+        self.worker_id, self.num_workers, self.count = worker_id, num_workers, 0
+
+    def fill(self, out, task):
+        for row, _, _ in task:
+            out["ids"][row] = (self.worker_id * 1000 + self.count, self.num_workers)
+            self.count += 1
+        out["noise"][...] = 0
+
+
+class ModulesProducer(Producer):
+    """Reports which of caffe and caffe_layers.layers the worker process has imported."""
+
+    def fill(self, out, task):
+        out["ids"][...] = 0
+        out["noise"][...] = 0
+        return sorted(m for m in ("caffe", "caffe_layers.layers") if m in sys.modules)
+
+
+def collect(engine, batches):
+    """``batches`` batches of ``engine`` as (ids, noise) arrays stacked along rows."""
+    ids, noise = [], []
+    for _ in range(batches):
+        arrays, _ = engine.next_arrays()
+        ids.append(arrays["ids"])
+        noise.append(arrays["noise"])
+    return np.concatenate(ids), np.concatenate(noise)
