@@ -82,15 +82,20 @@ class Message:
         """The distinct field names, in order of first occurrence."""
         return list(dict.fromkeys(name for name, _ in self.fields))
 
-    def where(self, name: str | None = None) -> str:
-        """``"source:line:col"`` of the last ``name`` field (or of the message itself)."""
+    def location(self, name: str | None = None) -> tuple[str, int, int]:
+        """``(source, line, col)`` of the last ``name`` field, or of the message; 0 if unknown."""
         line, col = self.line, self.col
         if name is not None:
             for (field_name, _), place in zip(reversed(self.fields), reversed(self._places)):
                 if field_name == name:
                     line, col = place
                     break
-        source = self.source or "<message>"
+        return self.source, line, col
+
+    def where(self, name: str | None = None) -> str:
+        """``"source:line:col"`` of the last ``name`` field (or of the message itself)."""
+        source, line, col = self.location(name)
+        source = source or "<message>"
         return f"{source}:{line}:{col}" if line else source
 
     def __contains__(self, name: object) -> bool:
