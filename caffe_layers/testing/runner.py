@@ -367,31 +367,41 @@ def _batch_size(net: Any) -> int | None:
     return int(shape[0]) if len(shape) else None
 
 
-@contextlib.contextmanager
-def _uncomputed_layers(caffe: Any) -> Iterator[list]:
-    """Collect the fake's ``NotComputedWarning`` instead of showing it, as one entry per layer.
+# What the fake computes (its docstring); the runner names the other layers once instead of
+# letting its NotComputedWarning through.
+_FAKE_COMPUTES = frozenset(("Python", "Input", "Split", "Silence"))
 
-    An entry is an item of the warning's ``layers`` attribute when it has one, else its text.
-    """
+
+@contextlib.contextmanager
+def _not_computed_warnings(caffe: Any) -> Iterator[list]:
+    """Collect the fake's ``NotComputedWarning`` instead of showing it; other warnings pass."""
     category = getattr(caffe, "NotComputedWarning", None)
-    found: list = []
+    seen: list = []
     if category is None:
-        yield found
+        yield seen
         return
     with warnings.catch_warnings():
         show = warnings.showwarning
 
         def collect(message: Any, cat: type, *args: Any, **kwargs: Any) -> None:
             if issubclass(cat, category):
-                layers = getattr(message, "layers", None)
-                entries = layers if isinstance(layers, (list, tuple)) else [message]
-                found.extend(str(entry) for entry in entries if str(entry) not in found)
+                seen.append(message)
             else:
                 show(message, cat, *args, **kwargs)
 
         warnings.showwarning = collect
         warnings.simplefilter("always", category)
-        yield found
+        yield seen
+
+
+def _uncomputed_layers(nets: Sequence[Any]) -> list:
+    """``"name (type)"`` of every layer of ``nets`` that the fake does not compute, once each."""
+    found: dict = {}
+    for net in nets:
+        for name, layer in zip(net._layer_names, net.layers):
+            if layer.type not in _FAKE_COMPUTES:
+                found[f"{name} ({layer.type})"] = None
+    return list(found)
 
 
 def _never() -> str:
@@ -432,7 +442,7 @@ def run(solver_path: str, max_iter: int | None = None, *,
             log(line)
 
     caffe = import_caffe()
-    with _uncomputed_layers(caffe) as uncomputed:
+    with _not_computed_warnings(caffe) as warned:
         _set_mode(caffe, spec, emit)
         emit(f"Creating training net from net file: {spec.train_net}")
         train_net = caffe.Net(spec.train_net, caffe.TRAIN)
@@ -440,13 +450,14 @@ def run(solver_path: str, max_iter: int | None = None, *,
         for net_id, path in enumerate(spec.test_nets):
             emit(f"Creating test net (#{net_id}) specified by net file: {path}")
             test_nets.append(caffe.Net(path, caffe.TEST))
-        if uncomputed:
-            emit("Not computed by the fake caffe (wiring checked only): " + "; ".join(uncomputed))
+        if warned:
+            record.uncomputed = _uncomputed_layers([train_net, *test_nets])
+            emit("Not computed by the fake caffe (wiring checked only): "
+                 + ", ".join(record.uncomputed))
         record.batch_size = _batch_size(train_net)
         solver = _Solver(spec, train_net, test_nets, record, emit, requested_action or _never)
         emit(f"Solving {spec.max_iter} iterations")
         solver.solve()
-        record.uncomputed = list(uncomputed)
     median = record.median_iteration_s
     summary = f"Optimization Done. {record.iterations} iterations"
     if median:
