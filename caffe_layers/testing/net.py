@@ -23,20 +23,14 @@ from caffe_layers.testing.fake_caffe._arguments import (
     text_arg,
 )
 from caffe_layers.testing.fake_caffe._blob import Blob, BlobVec
-from caffe_layers.testing.fake_caffe._builtin import create_layer
+from caffe_layers.testing.fake_caffe._builtin import COMPUTED_TYPES, LAYER_TYPES, create_layer
 from caffe_layers.testing.fake_caffe._errors import (
     NotComputedWarning,
     argument_error,
     check,
     extract_int,
 )
-from caffe_layers.testing.fake_caffe._layer import (
-    COMPUTED_TYPES,
-    LAYER_TYPES,
-    param_lr_mults,
-    set_up,
-    weighted_loss,
-)
+from caffe_layers.testing.fake_caffe._layer import param_lr_mults, set_up, weighted_loss
 from caffe_layers.testing.fake_caffe._netparam import (
     LayerSpec,
     NetSpec,
@@ -58,10 +52,11 @@ class Net:
         path, phase, level, stages, weights, legacy = constructor_arguments(args, kwargs)
         check_file(path)
         if legacy:
-            check_file(weights)
+            check_file(weights)  # the legacy constructor checks both files before building
         self._init(read_net(path, phase, level, stages), path)
         if weights is not None:
-            check_file(weights)
+            if not legacy:
+                check_file(weights)
             self.copy_from(weights)
 
     # -------------------------------------------------------------------------- construction

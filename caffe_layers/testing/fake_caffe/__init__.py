@@ -53,12 +53,13 @@ from __future__ import annotations
 from typing import Any
 
 from caffe_layers.testing.fake_caffe._blob import Blob
+from caffe_layers.testing.fake_caffe._builtin import LAYER_TYPES
 from caffe_layers.testing.fake_caffe._errors import (
     CaffeAbort,
     NotComputedError,
     NotComputedWarning,
 )
-from caffe_layers.testing.fake_caffe._layer import LAYER_TYPES, TEST, TRAIN, Layer
+from caffe_layers.testing.fake_caffe._layer import TEST, TRAIN, Layer
 from caffe_layers.testing.fake_caffe._state import (
     set_device,
     set_mode_cpu,

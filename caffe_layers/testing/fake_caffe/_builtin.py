@@ -5,15 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from caffe_layers.testing.fake_caffe._errors import check
-from caffe_layers.testing.fake_caffe._layer import (
-    LAYER_TYPES,
-    LOSS_TYPES,
-    PARAM_TYPES,
-    Layer,
-    LayerParameter,
-    PythonLayerDriver,
-)
+from caffe_layers.testing.fake_caffe._layer import Layer, LayerParameter, PythonLayerDriver
 from caffe_layers.testing.fake_caffe._netparam import LayerSpec
+
+# LayerRegistry<float>::LayerTypeList() of a BVLC master CPU build with WITH_PYTHON_LAYER.
+LAYER_TYPES = (
+    "AbsVal", "Accuracy", "ArgMax", "BNLL", "BatchNorm", "BatchReindex", "Bias", "Clip", "Concat",
+    "ContrastiveLoss", "Convolution", "Crop", "Data", "Deconvolution", "Dropout", "DummyData",
+    "ELU", "Eltwise", "Embed", "EuclideanLoss", "Exp", "Filter", "Flatten", "HDF5Data",
+    "HDF5Output", "HingeLoss", "Im2col", "ImageData", "InfogainLoss", "InnerProduct", "Input",
+    "LRN", "LSTM", "LSTMUnit", "Log", "MVN", "MemoryData", "MultinomialLogisticLoss", "PReLU",
+    "Parameter", "Pooling", "Power", "Python", "RNN", "ReLU", "Reduction", "Reshape", "SPP",
+    "Scale", "Sigmoid", "SigmoidCrossEntropyLoss", "Silence", "Slice", "Softmax",
+    "SoftmaxWithLoss", "Split", "Swish", "TanH", "Threshold", "Tile", "WindowData",
+)
+# LossLayer subclasses: a loss weight of 1 on their first top and an automatic top if none.
+LOSS_TYPES = frozenset(name for name in LAYER_TYPES if name.endswith("Loss"))
+# Types with learnable parameters (lr_mult 1 unless `param { }` says otherwise); Scale only
+# with one bottom. Used to decide which not-computed layers need backward.
+PARAM_TYPES = frozenset(("Convolution", "Deconvolution", "InnerProduct", "Embed", "PReLU",
+                         "Bias", "LSTM", "RNN", "Parameter"))
 
 
 class CppLayer(Layer):
@@ -154,6 +165,7 @@ class NotComputedLayer(CppLayer):
 
 
 _BUILTIN = {layer.cpp_type: layer for layer in (InputLayer, SplitLayer, SilenceLayer)}
+COMPUTED_TYPES = frozenset(("Python", *_BUILTIN))
 
 
 def create_layer(spec: LayerSpec, phase: int) -> Any:

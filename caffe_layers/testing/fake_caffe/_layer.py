@@ -23,24 +23,6 @@ from caffe_layers.testing.fake_caffe._state import settings
 T = TypeVar("T")
 TRAIN, TEST = 0, 1
 
-# LayerRegistry<float>::LayerTypeList() of a BVLC master CPU build with WITH_PYTHON_LAYER.
-LAYER_TYPES = (
-    "AbsVal", "Accuracy", "ArgMax", "BNLL", "BatchNorm", "BatchReindex", "Bias", "Clip", "Concat",
-    "ContrastiveLoss", "Convolution", "Crop", "Data", "Deconvolution", "Dropout", "DummyData",
-    "ELU", "Eltwise", "Embed", "EuclideanLoss", "Exp", "Filter", "Flatten", "HDF5Data",
-    "HDF5Output", "HingeLoss", "Im2col", "ImageData", "InfogainLoss", "InnerProduct", "Input",
-    "LRN", "LSTM", "LSTMUnit", "Log", "MVN", "MemoryData", "MultinomialLogisticLoss", "PReLU",
-    "Parameter", "Pooling", "Power", "Python", "RNN", "ReLU", "Reduction", "Reshape", "SPP",
-    "Scale", "Sigmoid", "SigmoidCrossEntropyLoss", "Silence", "Slice", "Softmax",
-    "SoftmaxWithLoss", "Split", "Swish", "TanH", "Threshold", "Tile", "WindowData",
-)
-# LossLayer subclasses: a loss weight of 1 on their first top and an automatic top if none.
-LOSS_TYPES = frozenset(name for name in LAYER_TYPES if name.endswith("Loss"))
-# Types with learnable parameters (lr_mult 1 unless `param { }` says otherwise); Scale only
-# with one bottom. Used to decide which not-computed layers need backward.
-PARAM_TYPES = frozenset(("Convolution", "Deconvolution", "InnerProduct", "Embed", "PReLU",
-                         "Bias", "LSTM", "RNN", "Parameter"))
-COMPUTED_TYPES = frozenset(("Python", "Input", "Split", "Silence"))
 _BLOBS = "_fake_layer_blobs"  # set by Layer.__init__: the C++ half exists
 
 
@@ -205,7 +187,7 @@ def _check_blob_counts(driver: Any, bottom: Any, top: Any) -> None:
 
 
 def _set_loss_weights(driver: Any, spec: LayerSpec, top: Any) -> list:
-    """``Layer::SetLossWeights``: each top's loss weight, written into computed tops' diffs."""
+    """``Layer::SetLossWeights``: one loss weight per top, written into computed tops' diffs."""
     weights = spec.loss_weights
     if not weights:
         return [driver.default_loss(i) for i in range(len(top))]
@@ -215,7 +197,7 @@ def _set_loss_weights(driver: Any, spec: LayerSpec, top: Any) -> list:
         for i, weight in enumerate(weights):
             if weight:
                 top[i].diff[...] = weight
-    return [float(weight) for weight in weights]
+    return [float(weights[i]) if i < len(weights) else 0.0 for i in range(len(top))]
 
 
 def param_lr_mults(driver: Any, spec: LayerSpec) -> list:
