@@ -2,7 +2,12 @@ import gc
 
 import pytest
 
+import caffe_layers.testing
 from caffe_layers.testing import leaks
+
+# Test modules and the layer modules they write may start with a plain `import caffe`: real
+# Caffe when installed, else the package's fake.
+caffe_layers.testing.install_fake_caffe()
 
 
 @pytest.fixture(autouse=True)
