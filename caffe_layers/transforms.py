@@ -1,0 +1,248 @@
+"""Caffe's ``DataTransformer`` for images: resize, crop, mirror, mean, scale, exactly as Caffe does.
+
+For an image ``img`` (HWC uint8, after the optional resize) Caffe computes, in float32::
+
+    out[c, h, w'] = (img[h_off + h, w_off + w, c] - mean[c, h_off + h, w_off + w]) * scale
+    w' = W_out - 1 - w when mirrored, else w
+
+with the mean taken at the same source pixel as the crop window (a ``mean_file`` at the resized
+image size) or per channel (``mean_value``), channel order kept (BGR). TRAIN crops at a uniformly
+random offset, TEST at the centre; ``mirror`` flips with probability 1/2 in *both* phases.
+
+The work is split so that it runs inside prefetch workers without allocating:
+:meth:`ImageTransform.decide` draws the random choices from a caller-seeded generator (so the
+output depends on the seed, never on which worker ran it), :meth:`ImageTransform.apply` writes one
+row of a preallocated batch in two or three streaming numpy calls, bit-identical to Caffe's
+per-pixel loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any, List, Sequence, Tuple, Union
+
+import numpy as np
+
+from caffe_layers.errors import ConfigError, DataError
+
+MeanSpec = Union[None, np.ndarray, Tuple[float, ...]]
+
+
+def check_resize(new_height: int, new_width: int) -> List[str]:
+    """Problems with ``new_height``/``new_width`` (both 0 = no resize, or both > 0), as messages."""
+    problems = []
+    for key, value in (("new_height", new_height), ("new_width", new_width)):
+        if value < 0:
+            problems.append(f"{key}: must be >= 0 (got {value})")
+    if (new_height == 0) != (new_width == 0) and min(new_height, new_width) >= 0:
+        problems.append(f"new_height, new_width: set both (> 0) to resize or both to 0 to keep "
+                        f"the stored size (got {new_height} and {new_width})")
+    return problems
+
+
+def resize(image: np.ndarray, new_height: int, new_width: int) -> np.ndarray:
+    """Resize an HWC image with OpenCV's default bilinear, as Caffe's ``ReadImageToCVMat``.
+
+    ``(0, 0)`` returns ``image`` unchanged; so does its own size (``cv::resize`` copies then).
+    The channel axis is kept for 1-channel images, which ``cv2.resize`` would drop.
+    """
+    if new_height == 0 and new_width == 0:
+        return image
+    problems = check_resize(new_height, new_width)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    if image.shape[:2] == (new_height, new_width):
+        return image
+    import cv2
+
+    resized = cv2.resize(image, (new_width, new_height))
+    if resized.ndim == 2 and image.ndim == 3:
+        resized = resized[:, :, np.newaxis]
+    return resized
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _float32(value: Any) -> np.float32 | None:
+    """``value`` rounded to float32 as a proto ``float`` field, or None if not a finite number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        return None
+    if not math.isfinite(float(value)) or abs(float(value)) > _FLOAT32_MAX:
+        return None
+    return np.float32(value)
+
+
+def _mean_values(values: Sequence[Any]) -> Tuple[float, ...]:
+    floats = tuple(_float32(v) for v in values)
+    if not floats:
+        raise ConfigError("mean_value: give 1 value or one per channel, got none")
+    if any(v is None for v in floats):
+        raise ConfigError(f"mean_value: must be finite numbers, got {list(values)!r}")
+    return tuple(float(v) for v in floats)
+
+
+def _mean_file(mean: np.ndarray) -> np.ndarray:
+    if mean.ndim != 3:
+        raise ConfigError(f"mean_file: the mean must be a (C, H, W) array, got shape {mean.shape}")
+    mean = np.array(mean, dtype=np.float32, order="C")
+    mean.flags.writeable = False
+    return mean
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageTransform:
+    """Caffe's ``transform_param`` for one phase: frozen, picklable, no state between images.
+
+    ``mean`` is ``None``, a ``(C, H, W)`` array (a mean file at the resized image size) or a tuple
+    of ``mean_value`` numbers (one for all channels or one per channel). ``train`` selects TRAIN
+    (random crop) or TEST (centre crop). Values are rounded to float32 as Caffe's proto fields.
+    """
+
+    crop_size: int = 0
+    mirror: bool = False
+    mean: MeanSpec = None
+    scale: float = 1.0
+    train: bool = True
+    _mean_array: np.ndarray | None = dataclasses.field(init=False, repr=False, default=None)
+    _mean_is_file: bool = dataclasses.field(init=False, repr=False, default=False)
+    _mean_flipped: np.ndarray | None = dataclasses.field(init=False, repr=False, default=None)
+    _scale: np.float32 = dataclasses.field(init=False, repr=False, default=np.float32(1))
+
+    def __post_init__(self) -> None:
+        crop = _float32(self.crop_size)
+        if crop is None or crop < 0 or crop != int(crop):
+            raise ConfigError(f"crop_size: must be an integer >= 0 (got {self.crop_size!r})")
+        scale = _float32(self.scale)
+        if scale is None:
+            raise ConfigError(f"scale: must be a finite number (got {self.scale!r})")
+        set_ = object.__setattr__
+        set_(self, "crop_size", int(self.crop_size))
+        set_(self, "mirror", bool(self.mirror))
+        set_(self, "train", bool(self.train))
+        set_(self, "scale", float(scale))
+        set_(self, "_scale", scale)
+        if isinstance(self.mean, np.ndarray):
+            set_(self, "mean", _mean_file(self.mean))
+            set_(self, "_mean_array", self.mean)
+            set_(self, "_mean_is_file", True)
+            flipped = np.ascontiguousarray(self.mean[:, :, ::-1])
+            flipped.flags.writeable = False
+            set_(self, "_mean_flipped", flipped)
+        elif self.mean is not None:
+            values = _mean_values(self.mean)
+            set_(self, "mean", values)
+            set_(self, "_mean_array", np.array(values, np.float32).reshape(-1, 1, 1))
+
+    @classmethod
+    def from_params(cls, crop_size: int = 0, mirror: bool = False, mean_file: str = "",
+                    mean_value: Sequence[float] = (), scale: float = 1.0, train: bool = True,
+                    channels: int | None = None) -> ImageTransform:
+        """Build from Caffe's ``transform_param`` keys, loading ``mean_file`` when set.
+
+        ``mean_file`` and ``mean_value`` are exclusive, as in Caffe. ``channels`` (3 for colour,
+        1 for gray) is checked against the mean file.
+        """
+        from caffe_layers.binaryproto import read_mean
+
+        if mean_file and len(mean_value):
+            raise ConfigError("mean_file, mean_value: give one of them, not both (Caffe refuses "
+                              "both)")
+        mean: MeanSpec = None
+        if mean_file:
+            try:
+                mean = read_mean(os.fspath(mean_file), expected_channels=channels)
+            except DataError as exc:
+                raise ConfigError(str(exc)) from None
+        elif len(mean_value):
+            mean = tuple(mean_value)
+        return cls(crop_size=crop_size, mirror=mirror, mean=mean, scale=scale, train=train)
+
+    def __repr__(self) -> str:
+        mean = self.mean
+        if isinstance(mean, np.ndarray):
+            mean = f"<mean file {mean.shape}>"
+        return (f"ImageTransform(crop_size={self.crop_size}, mirror={self.mirror}, mean={mean}, "
+                f"scale={self.scale}, train={self.train})")
+
+    def output_shape(self, channels: int, height: int, width: int) -> Tuple[int, int, int]:
+        """``(C, H_out, W_out)`` of one transformed image of this size (after resize).
+
+        Raises :class:`ConfigError` when the crop is larger than the image, the mean file's shape
+        differs from the image's, or the number of mean values fits neither 1 nor ``channels``.
+        """
+        crop = self.crop_size
+        problems = []
+        if crop and (crop > height or crop > width):
+            problems.append(f"crop_size: must be <= the image size after resize (got {crop} > "
+                            f"{height}x{width}); lower crop_size or raise new_height/new_width")
+        if self._mean_is_file and self._mean_array.shape != (channels, height, width):
+            problems.append(f"mean_file: the mean is {self._mean_array.shape} but the images are "
+                            f"{(channels, height, width)} (C, H, W) after resize; compute the "
+                            f"mean at that size and is_color")
+        if isinstance(self.mean, tuple) and len(self.mean) not in (1, channels):
+            problems.append(f"mean_value: give 1 value or one per channel ({channels}), got "
+                            f"{len(self.mean)}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return (channels, crop or height, crop or width)
+
+    def decide(self, rng: np.random.Generator, height: int, width: int
+               ) -> Tuple[int, int, bool]:
+        """Draw ``(h_off, w_off, mirror)`` for an image of this size, in Caffe's order.
+
+        Mirror (when enabled, both phases) is drawn first, then the TRAIN offsets, uniform in
+        ``[0, H - crop] x [0, W - crop]``. TEST crops at the centre; no crop means offsets 0.
+        """
+        crop = self.crop_size
+        if crop > height or crop > width:
+            raise DataError(f"crop_size {crop} is larger than the image ({height}x{width})")
+        do_mirror = bool(self.mirror and rng.integers(2))
+        if not crop:
+            return 0, 0, do_mirror
+        if self.train:
+            return int(rng.integers(height - crop + 1)), int(rng.integers(width - crop + 1)), \
+                do_mirror
+        return (height - crop) // 2, (width - crop) // 2, do_mirror
+
+    def apply(self, image: np.ndarray, h_off: int, w_off: int, mirror: bool,
+              out: np.ndarray) -> None:
+        """Write the transformed ``image`` (HWC or HW uint8) into ``out`` (``(C, H_out, W_out)``
+        float32, e.g. one row of a batch), in place, bit-identical to Caffe's per-pixel loop.
+
+        Three streaming passes over ``out`` and no allocation: the crop is cast into ``out`` seen
+        as HWC (mirrored by writing through a reversed view), the mean is subtracted in place
+        (a mirrored mean file is read from a flipped copy made once, so every read is forward),
+        then ``scale`` multiplies in place when it is not 1. On a 256x256 -> 227 crop this is
+        ~30 % faster than one fused ``np.subtract`` over the strided CHW view of the image.
+        """
+        if image.ndim == 2:
+            image = image[:, :, np.newaxis]
+        height, width = out.shape[1], out.shape[2]
+        if h_off < 0 or w_off < 0 or h_off + height > image.shape[0] \
+                or w_off + width > image.shape[1] or out.shape[0] != image.shape[2]:
+            raise DataError(f"a {out.shape[1:]} crop at ({h_off}, {w_off}) into {out.shape[0]} "
+                            f"channels does not fit an image of shape {image.shape} (H, W, C)")
+        if self._mean_is_file and self._mean_array.shape[1:] != image.shape[:2]:
+            raise DataError(f"the mean file is {self._mean_array.shape} (C, H, W) but the image is "
+                            f"{image.shape} (H, W, C)")
+        crop = image[h_off:h_off + height, w_off:w_off + width]
+        hwc_view = out.transpose(1, 2, 0)
+        np.copyto(hwc_view[:, ::-1] if mirror else hwc_view, crop)
+        if self._mean_is_file:
+            np.subtract(out, self._mean_window(h_off, w_off, height, width, mirror), out=out)
+        elif self._mean_array is not None:
+            np.subtract(out, self._mean_array, out=out)
+        if self._scale != 1:
+            np.multiply(out, self._scale, out=out)
+
+    def _mean_window(self, h_off: int, w_off: int, height: int, width: int,
+                     mirror: bool) -> np.ndarray:
+        """The mean file's values under the crop window, mirrored like the image (a view)."""
+        rows = slice(h_off, h_off + height)
+        if not mirror:
+            return self._mean_array[:, rows, w_off:w_off + width]
+        mean_width = self._mean_flipped.shape[2]
+        return self._mean_flipped[:, rows, mean_width - w_off - width:mean_width - w_off]
