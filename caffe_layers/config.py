@@ -46,6 +46,10 @@ def _int(value: Any) -> int:
 
 def _float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fraction = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*/\s*(\d+(?:\.\d*)?)\s*", str(value))
+        if fraction and float(fraction.group(2)):
+            raise _Invalid(f"must be a number; write "
+                           f"{float(fraction.group(1)) / float(fraction.group(2))!r}")
         raise _Invalid("must be a number")
     return float(value)
 
@@ -188,13 +192,24 @@ def build(cls: type[T], raw: Mapping[str, Any], *, where: str = "param_str") -> 
         values[field.name], problem = _convert_field(field, raw)
         if problem:
             problems.append(problem)
-    config = None
-    if not problems:
-        config = cls(**values)
-        problems.extend(config.problems() if hasattr(config, "problems") else [])
+    config = cls(**values)
+    problems.extend(_cross_key_problems(config, problems))
     if problems:
         raise ConfigError(_message(where, problems) + _flattened_hint(raw))
     return config
+
+
+def _cross_key_problems(config: Any, found: list) -> list:
+    """``config.problems()`` that do not involve a key already reported as bad."""
+    if not hasattr(config, "problems"):
+        return []
+    bad_keys = {problem.split(":")[0] for problem in found}
+    try:
+        problems = config.problems()
+    except (TypeError, ValueError):  # a bad key left a placeholder the check cannot use
+        return []
+    return [p for p in problems
+            if not found or not bad_keys & {k.strip() for k in p.split(":")[0].split(",")}]
 
 
 def load(cls: type[T], param_str: str, *, where: str = "param_str") -> T:
@@ -205,7 +220,7 @@ def load(cls: type[T], param_str: str, *, where: str = "param_str") -> T:
 def _message(where: str, problems: Iterable[str]) -> str:
     problems = list(problems)
     noun = "problem" if len(problems) == 1 else "problems"
-    lines = "\n".join(f"  - {where}.{p}" for p in problems)
+    lines = "\n".join(f"  - {p}" for p in problems)
     return f"{where} has {len(problems)} {noun}:\n{lines}"
 
 

@@ -1,0 +1,148 @@
+"""The ``caffe.Layer`` adapters: the only module of the package that imports ``caffe``.
+
+Use them from a prototxt::
+
+    layer {
+      name: "data" type: "Python" top: "data" top: "label"
+      include { phase: TRAIN }
+      python_param {
+        module: "caffe_layers.layers" layer: "ImageListDataLayer"
+        param_str: "{source: train.txt, batch_size: 64, new_height: 256, new_width: 256,"
+                   " crop_size: 227, mirror: true, mean_value: [104, 117, 123], shuffle: true}"
+      }
+    }
+
+``setup`` validates every key, opens and transforms the first sample, fixes the top shapes and
+only then starts the workers; ``reshape`` only shapes the tops; ``forward`` copies the next batch
+from shared memory into the tops. Inside the ``caffe`` binary an exception aborts the process
+without a traceback (contract §3), so every method prints its traceback to stderr before raising.
+``caffe`` is real Caffe when importable, else the package's fake (:mod:`caffe_layers.testing`).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+
+from caffe_layers import config
+from caffe_layers.errors import ConfigError
+from caffe_layers.params import ImageListParams, PrefetchParams
+from caffe_layers.pipeline import Pipeline
+from caffe_layers.prefetch import Prefetcher, RoundRobinPlan, SamplePlan
+from caffe_layers.sampling import Order, SampleStream, ShuffledOrder
+from caffe_layers.testing import import_caffe
+
+caffe = import_caffe()
+
+
+def _printing_errors(method):
+    """Print the full traceback to stderr before re-raising: ``caffe train`` would not."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        try:
+            return method(self, *args)
+        except Exception:
+            print(f"caffe_layers: {type(self).__name__}.{method.__name__} failed:\n"
+                  f"{traceback.format_exc()}", file=sys.stderr, flush=True)
+            raise
+
+    return wrapper
+
+
+class PrefetchDataLayer(caffe.Layer):
+    """Base of the data layers: ``param_str`` → pipeline → prefetch engine → tops.
+
+    Subclasses set ``params_class`` and implement ``build(params, train) -> Pipeline``.
+    """
+
+    params_class = PrefetchParams
+
+    def build(self, params, train: bool) -> Pipeline:
+        raise NotImplementedError
+
+    @_printing_errors
+    def setup(self, bottom, top) -> None:
+        name = type(self).__name__
+        if len(bottom):
+            raise ConfigError(f"{name} takes no bottoms, got {len(bottom)}; remove its `bottom:`")
+        params = config.load(self.params_class, self.param_str, where=f"{name} param_str")
+        train = self.phase == caffe.TRAIN
+        pipeline = self.build(params, train)
+        self._specs = pipeline.specs_for(len(top), name)
+        self._skipped = 0
+        self._engine = self._start(params, pipeline, train)
+        print(f"caffe_layers: {name} ({'TRAIN' if train else 'TEST'}): {pipeline.description}; "
+              f"{self._describe(params, train)}", flush=True)
+
+    def reshape(self, bottom, top) -> None:
+        for i in range(len(top)):
+            top[i].reshape(*(int(d) for d in self._specs[i].shape))
+
+    @_printing_errors
+    def forward(self, bottom, top) -> None:
+        report = self._engine.next_into([top[i].data for i in range(len(top))])
+        if report:
+            self._log(report)
+
+    def backward(self, top, propagate_down, bottom) -> None:
+        """A data layer has nothing to propagate (Caffe calls this under ``caffe time``)."""
+
+    def close(self) -> None:
+        """Stop the workers now (Caffe never does; the workers' watchdog covers that)."""
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.close()
+
+    def _shard(self, params: PrefetchParams, train: bool) -> tuple:
+        if params.shard_count is not None:
+            return params.shard_rank, params.shard_count
+        if train or params.shard_test:
+            return caffe.solver_rank(), caffe.solver_count()
+        return 0, 1
+
+    def _start(self, params: PrefetchParams, pipeline: Pipeline, train: bool) -> Prefetcher:
+        rank, count = self._shard(params, train)
+        self._shard_of = (rank, count)
+        if pipeline.samples is None:
+            plan = RoundRobinPlan(params.batch_size)
+        else:
+            order = (ShuffledOrder(pipeline.samples, params.seed) if params.shuffle
+                     else Order(pipeline.samples))
+            plan = SamplePlan(SampleStream(order, params.batch_size, rank, count), params.seed)
+        first_batch = params.start_iter * params.iter_size if train else 0
+        return Prefetcher(
+            pipeline.producer, self._specs, plan, workers=params.worker_count,
+            prefetch=params.prefetch, start_method=params.start_method, first_batch=first_batch,
+            timeout_s=params.timeout_s, on_worker_death=params.on_worker_death,
+            name=type(self).__name__)
+
+    def _describe(self, params: PrefetchParams, train: bool) -> str:
+        engine = self._engine
+        parts = [f"batch {self._specs[0].shape}",
+                 f"{engine.workers} workers ({engine.start_method}), prefetch {params.prefetch}"]
+        if params.shuffle:
+            parts.append(f"shuffled (seed {params.seed})")
+        if self._shard_of[1] > 1:
+            parts.append(f"shard {self._shard_of[0]} of {self._shard_of[1]}")
+        if train and params.start_iter:
+            parts.append(f"resuming at iteration {params.start_iter}")
+        return ", ".join(parts)
+
+    def _log(self, report: dict) -> None:
+        for index, message in report.get("skipped", ()):
+            self._skipped += 1
+            print(f"caffe_layers: {type(self).__name__} skipped sample {index}: {message} "
+                  f"({self._skipped} skipped so far)", file=sys.stderr, flush=True)
+
+
+class ImageListDataLayer(PrefetchDataLayer):
+    """Caffe's ImageData, from a list of ``path label...`` lines; see README for the keys."""
+
+    params_class = ImageListParams
+
+    def build(self, params: ImageListParams, train: bool) -> Pipeline:
+        from caffe_layers.pipeline import image_list
+
+        return image_list.build(params, train)

@@ -1,0 +1,41 @@
+"""Batch fill: a source and its transforms composed into a Producer the prefetch engine runs.
+
+Each data format has a module here whose ``build(params, train)`` opens the source in the
+consumer's process, reads and transforms its first sample (so that a wrong setting fails in setup,
+not in a worker an hour later), and returns a :class:`Pipeline`: the producer, the output arrays
+it fills, and a one-line description for the layer's setup summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Tuple
+
+from caffe_layers.errors import ConfigError
+from caffe_layers.prefetch import Producer, TopSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+    """What a layer needs to start the engine and shape its tops.
+
+    ``layouts`` maps each accepted number of tops to the output arrays, in top order (e.g. 2 tops:
+    data and an ``(N, k)`` label; 1 + k tops: data and one label per column); the producer fills
+    whichever arrays it is handed. ``samples`` is the dataset length (None for a generator, which
+    is not indexed).
+    """
+
+    producer: Producer
+    layouts: Dict[int, Tuple[TopSpec, ...]]
+    samples: int | None
+    description: str
+
+    def specs_for(self, tops: int, layer: str) -> Tuple[TopSpec, ...]:
+        """The arrays for ``tops`` tops; ConfigError naming the accepted counts otherwise."""
+        if tops not in self.layouts:
+            accepted = " or ".join(
+                f"{count} ({', '.join(s.name for s in specs)})"
+                for count, specs in sorted(self.layouts.items()))
+            raise ConfigError(f"{layer} has {tops} top(s) but takes {accepted}; fix the number "
+                              f"of `top:` lines of the layer in the prototxt")
+        return self.layouts[tops]

@@ -1,0 +1,110 @@
+"""Image list → batches: Caffe's ImageData (decode, resize, crop, mirror, mean, scale, labels).
+
+One row per sample: read the file, decode it with OpenCV as 8-bit BGR (or gray), resize, draw crop
+and mirror from the sample's RNG, and write ``(x - mean) * scale`` straight into the batch slot.
+Labels go into one ``(N,)`` or ``(N, k)`` top, or one ``(N,)`` top per label column.
+
+``on_error: skip`` replaces a sample that cannot be read by the next one in the list (then the
+next, ...), deterministically, and reports it with the batch: never a silent zero image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from caffe_layers.errors import DataError
+from caffe_layers.params import ImageListParams
+from caffe_layers.pipeline import Pipeline
+from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.sources.image_list import ImageList
+from caffe_layers.sources.images import check_size, read_image
+from caffe_layers.transforms import ImageTransform, resize
+
+MAX_SKIPS_IN_A_ROW = 100
+
+
+class ImageListProducer(Producer):
+    """Fills data and label rows from an :class:`ImageList` (picklable, no open handles)."""
+
+    def __init__(self, images: ImageList, transform: ImageTransform, params: ImageListParams,
+                 image_hw: tuple) -> None:
+        self.images = images
+        self.transform = transform
+        self.is_color = params.is_color
+        self.new_hw = (params.new_height, params.new_width)
+        self.reduce = 8 if params.reduced_decode else 1
+        self.skip_errors = params.on_error == "skip"
+        self.image_hw = image_hw  # every image's size after resize (the first image's)
+
+    def open(self, worker_id: int, num_workers: int) -> None:
+        import cv2
+
+        cv2.setNumThreads(1)  # one core per worker; and no thread pool inherited through fork
+
+    def fill(self, out: dict, task) -> object:
+        skipped = []
+        data = out["data"]
+        for row, index, rng in task:
+            used = self._load(index, rng, data[row], skipped)
+            self._write_labels(out, row, used)
+        return {"skipped": skipped} if skipped else None
+
+    def load(self, index: int, rng: np.random.Generator, out: np.ndarray) -> None:
+        """Decode, resize, check, crop/mirror and normalise sample ``index`` into ``out``."""
+        path, where = self.images.path(index), self.images.where(index)
+        min_hw = self.new_hw if self.reduce > 1 else None
+        image = resize(read_image(path, self.is_color, self.reduce, where, min_hw), *self.new_hw)
+        check_size(image, self.image_hw, path, where)
+        h_off, w_off, mirror = self.transform.decide(rng, *self.image_hw)
+        self.transform.apply(image, h_off, w_off, mirror, out)
+
+    def _load(self, index: int, rng, out: np.ndarray, skipped: list) -> int:
+        """Load ``index``, or with on_error: skip the next loadable sample; the index used."""
+        for attempt in range(MAX_SKIPS_IN_A_ROW + 1):
+            candidate = (index + attempt) % len(self.images)
+            try:
+                self.load(candidate, rng, out)
+                return candidate
+            except DataError as exc:
+                if not self.skip_errors:
+                    raise
+                skipped.append((candidate, str(exc)))
+        raise DataError(f"on_error: skip gave up after {MAX_SKIPS_IN_A_ROW + 1} unreadable images "
+                        f"in a row, starting at {self.images.where(index)}; is root_folder right?")
+
+    def _write_labels(self, out: dict, row: int, index: int) -> None:
+        labels = self.images.labels[index]
+        if "label" in out:
+            out["label"][row] = labels if out["label"].ndim == 2 else labels[0]
+        for column in range(len(labels)):
+            name = f"label{column}"
+            if name in out:
+                out[name][row] = labels[column]
+
+
+def _layouts(data: TopSpec, batch: int, columns: int) -> dict:
+    if columns == 0:
+        return {1: (data,)}
+    label_shape = (batch,) if columns == 1 else (batch, columns)
+    layouts = {1: (data,), 2: (data, TopSpec("label", label_shape))}
+    if columns > 1:
+        layouts[1 + columns] = (data,) + tuple(TopSpec(f"label{c}", (batch,))
+                                               for c in range(columns))
+    return layouts
+
+
+def build(params: ImageListParams, train: bool) -> Pipeline:
+    """Read the list, open the first image, fix every shape; raise here rather than in a worker."""
+    images = ImageList.read(params.source, params.root_folder, params.label_columns)
+    first = resize(read_image(images.path(0), params.is_color, where=images.where(0)),
+                   params.new_height, params.new_width)
+    channels = first.shape[2]
+    transform = ImageTransform.from_params(
+        params.crop_size, params.mirror, params.mean_file, params.mean_value, params.scale,
+        train=train, channels=channels)
+    shape = transform.output_shape(channels, *first.shape[:2])
+    producer = ImageListProducer(images, transform, params, first.shape[:2])
+    producer.load(0, np.random.default_rng(0), np.empty(shape, np.float32))
+    data = TopSpec("data", (params.batch_size,) + tuple(shape))
+    return Pipeline(producer, _layouts(data, params.batch_size, params.label_columns),
+                    len(images), f"{len(images)} images from {params.source}")
