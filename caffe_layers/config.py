@@ -157,7 +157,7 @@ def parse_yaml(param_str: str) -> dict:
     import yaml
 
     try:
-        raw = yaml.safe_load(param_str) if param_str.strip() else {}
+        raw = yaml.load(param_str, Loader=_strict_loader()) if param_str.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -168,6 +168,24 @@ def parse_yaml(param_str: str) -> dict:
         raise ConfigError(f"param_str must be a YAML mapping of key: value, got {param_str!r}; "
                           f"e.g. param_str: \"{{source: train.txt, batch_size: 64}}\"")
     return raw
+
+
+def _strict_loader() -> type:
+    """yaml.SafeLoader refusing a key given twice (PyYAML silently keeps the last one)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return StrictLoader
 
 
 _FLATTENED = re.compile(r",\s*[A-Za-z_]\w*\s*:")

@@ -71,7 +71,7 @@ class PrefetchDataLayer(caffe.Layer):
         train = self.phase == caffe.TRAIN
         pipeline = self.build(params, train)
         self._specs = pipeline.specs_for(len(top), name)
-        self._skipped = 0
+        self._skipped, self._skipped_samples = 0, set()
         self._engine = self._start(params, pipeline, train)
         print(f"caffe_layers: {name} ({'TRAIN' if train else 'TEST'}): {pipeline.description}; "
               f"{self._describe(params, train)}", flush=True)
@@ -120,8 +120,11 @@ class PrefetchDataLayer(caffe.Layer):
 
     def _describe(self, params: PrefetchParams, train: bool) -> str:
         engine = self._engine
+        pids = f", pids {', '.join(map(str, engine.pids))}" if engine.pids else ""
         parts = [f"batch {self._specs[0].shape}",
-                 f"{engine.workers} workers ({engine.start_method}), prefetch {params.prefetch}"]
+                 f"{engine.workers} worker{'' if engine.workers == 1 else 's'} "
+                 f"({engine.start_method}{pids}), "
+                 f"prefetch {params.prefetch}"]
         if params.shuffle:
             parts.append(f"shuffled (seed {params.seed})")
         if self._shard_of[1] > 1:
@@ -131,10 +134,14 @@ class PrefetchDataLayer(caffe.Layer):
         return ", ".join(parts)
 
     def _log(self, report: dict) -> None:
+        """Print each skipped sample the first time; count every skip."""
         for index, message in report.get("skipped", ()):
             self._skipped += 1
-            print(f"caffe_layers: {type(self).__name__} skipped sample {index}: {message} "
-                  f"({self._skipped} skipped so far)", file=sys.stderr, flush=True)
+            if index not in self._skipped_samples:
+                self._skipped_samples.add(index)
+                print(f"caffe_layers: {type(self).__name__} skipped sample {index}: {message} "
+                      f"({self._skipped} skips so far, {len(self._skipped_samples)} samples)",
+                      file=sys.stderr, flush=True)
 
 
 class ImageListDataLayer(PrefetchDataLayer):

@@ -348,3 +348,11 @@ def test_workers_exit_when_the_parent_exits_without_any_cleanup():
     _, stderr = process.communicate(timeout=10)
     assert not leaks.wait_gone(info["workers"], 2.0)
     assert "Traceback" not in stderr
+
+
+def test_a_worker_error_is_raised_when_its_batch_is_due_not_before():
+    with engine(2, "fork", producer=IdProducer(fail_at=int(plan().stream.batch(4)[0][2]))) as e:
+        ids, _ = collect(e, 4)  # batches 0-3 arrive although batch 4 failed meanwhile
+        with pytest.raises(WorkerError, match="while filling batch 4"):
+            e.next_arrays()
+    assert np.array_equal(ids, reference(4)[0])

@@ -10,6 +10,9 @@ next, ...), deterministically, and reports it with the batch: never a silent zer
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
 
 from caffe_layers.errors import DataError
@@ -36,10 +39,27 @@ class ImageListProducer(Producer):
         self.skip_errors = params.on_error == "skip"
         self.image_hw = image_hw  # every image's size after resize (the first image's)
 
+    @contextlib.contextmanager
+    def forking(self) -> Iterator[None]:
+        """Fork workers with OpenCV single-threaded, then restore the consumer's setting.
+
+        A forked child must never call cv2.setNumThreads itself: reconfiguring the thread pool
+        it inherited without its threads hangs (seen with OpenCV 4.2 and 5.0).
+        """
+        import cv2
+
+        previous = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            yield
+        finally:
+            cv2.setNumThreads(previous)
+
     def open(self, worker_id: int, num_workers: int) -> None:
         import cv2
 
-        cv2.setNumThreads(1)  # one core per worker; and no thread pool inherited through fork
+        if cv2.getNumThreads() != 1:  # spawned, not forked: a fresh process, safe to configure
+            cv2.setNumThreads(1)  # one core per worker
 
     def fill(self, out: dict, task) -> object:
         skipped = []

@@ -178,7 +178,10 @@ class Prefetcher:
                 self._fail(self._timeout_error(number))
             self._poll(min(1.0, remaining))
         self.stats["wait_s"] += time.monotonic() - started
-        return self._ready.pop(number)
+        ready = self._ready.pop(number)
+        if isinstance(ready, Exception):
+            self._fail(ready)
+        return ready
 
     def _poll(self, timeout: float) -> None:
         workers = self._pool.workers
@@ -209,10 +212,15 @@ class Prefetcher:
         where = "while starting" if number is None else f"while filling batch {number}"
         if sample is not None:
             where += f", sample {sample}"
-        self._fail(WorkerError(
+        error = WorkerError(
             f"worker {worker.id} (pid {worker.pid}) raised {info['type']} {where}: "
             f"{info['message']}", remote_traceback=info["traceback"], exc_type=info["type"],
-            batch=number))
+            batch=number)
+        if number is None:
+            self._fail(error)
+        # Raised when its batch is due, as with workers: 0; the batches before it still arrive.
+        worker.outstanding.pop(number)
+        self._ready[number] = error
 
     def _on_death(self, worker) -> None:
         owned = list(worker.outstanding)

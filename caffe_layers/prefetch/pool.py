@@ -75,7 +75,9 @@ class WorkerPool:
         process = self.context.Process(
             target=run_worker, name=f"caffe_layers:{self.name}:worker{worker_id}", daemon=True,
             args=(worker_id, self.count, theirs, self.arena, self.producer, self.consumer_pid))
-        with children_allowed():
+        forking = (self.producer.forking() if self.context.get_start_method() == "fork"
+                   else contextlib.nullcontext())
+        with children_allowed(), forking:
             process.start()
         theirs.close()
         return Worker(worker_id, process, ours)

@@ -7,7 +7,8 @@ worker.
 
 from __future__ import annotations
 
-from typing import Iterator
+import contextlib
+from typing import ContextManager, Iterator
 
 import numpy as np
 
@@ -98,11 +99,20 @@ class Producer:
     """What workers run: subclass it (it must pickle for spawn/forkserver).
 
     ``open`` runs once in each worker after it starts (open files here, never before a fork);
+    ``forking`` wraps each fork in the consumer;
     ``fill`` writes every row of every array of ``out`` (``{top name: array of the batch shape}``,
     views of a shared-memory slot) for ``task`` and may return a small picklable report (e.g. the
     samples it had to skip), handed to the consumer with the batch; ``close`` runs at the end.
     With ``workers: 0`` the same methods run in the consumer's process.
     """
+
+    def forking(self) -> ContextManager:
+        """Entered in the consumer around each fork of a worker (default: nothing).
+
+        For process-global state that a forked child must inherit in a safe configuration
+        (e.g. OpenCV's thread pool, which hangs when reconfigured in a forked child).
+        """
+        return contextlib.nullcontext()
 
     def open(self, worker_id: int, num_workers: int) -> None:
         """Called once in the process that will fill batches."""
