@@ -1,8 +1,8 @@
 """Run a solver prototxt the way ``caffe train`` does, with the fake ``caffe`` (or the real one).
 
-:func:`run` reads the solver (contract §10), builds the TRAIN net and every TEST net with
-``caffe.Net(path, phase)`` before iteration 0, then calls them in the order of Caffe's
-``Solver::Solve``/``Step``/``TestAll`` (contract §1): a test at iteration 0
+:func:`run` reads the solver (contract §10, :mod:`~caffe_layers.testing.solver_file`), builds the
+TRAIN net and every TEST net with ``caffe.Net(path, phase)`` before iteration 0, then calls them in
+the order of Caffe's ``Solver::Solve``/``Step``/``TestAll`` (contract §1): a test at iteration 0
 (``test_initialization``) and every ``test_interval`` (``test_iter`` forwards per test net),
 ``iter_size`` forward+backward passes per iteration, the snapshot after training, the extra train
 forward when ``display`` divides ``max_iter`` and the final test when ``test_interval`` does. Only
@@ -10,10 +10,10 @@ Python layers compute; the fake checks the wiring of the others. :func:`run` lea
 alone (no ``sys.argv``, ``sys.path`` or signal changes) and only sets Caffe's mode and seed.
 
 The command line, ``python -m caffe_layers.testing.runner SOLVER.prototxt [--max-iter N]``, also
-emulates the ``caffe`` binary around the layers: the embedded interpreter (contract §4:
-``sys.argv``, ``__main__``, ``sys.path``, ``sys.executable``, no finalization), the abort on a layer
-exception (contract §3) and the SIGINT/SIGHUP handlers. ``--no-embedded`` turns the interpreter
-part off.
+emulates the ``caffe`` binary around the layers (:mod:`~caffe_layers.testing.caffe_binary`): the
+embedded interpreter (contract §4: ``sys.argv``, ``__main__``, ``sys.path``, ``sys.executable``, no
+finalization), the abort on a layer exception (contract §3) and the SIGINT/SIGHUP handlers.
+``--no-embedded`` turns the interpreter part off.
 """
 
 from __future__ import annotations
@@ -21,193 +21,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import difflib
 import os
-import signal
 import statistics
 import sys
 import time
-import traceback
-import types
 import warnings
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
-from caffe_layers.testing.prototxt import (
-    Message,
-    PrototxtError,
-    as_bool,
-    as_enum,
-    as_float,
-    as_int,
-    as_str,
-    parse_file,
+from caffe_layers.testing.caffe_binary import (
+    EFFECTS,
+    NONE,
+    SNAPSHOT,
+    STOP,
+    SignalActions,
+    abort_like_caffe,
+    aborts_caffe,
+    emulate_embedded,
 )
+from caffe_layers.testing.solver_file import SolverError, SolverSpec, read_solver
 
 __all__ = ["RunRecord", "SolverError", "SolverSpec", "emulate_embedded", "main", "read_solver",
            "run"]
-
-NONE, STOP, SNAPSHOT = "none", "stop", "snapshot"
-EFFECTS = (STOP, SNAPSHOT, NONE)
-
-
-# ------------------------------------------------------------------------------ the solver file
-
-class SolverError(PrototxtError):
-    """The solver is refused: Caffe's own checks fail, or it uses what the runner cannot do."""
-
-
-_ENUMS = {
-    "solver_mode": {"CPU": 0, "GPU": 1},
-    "snapshot_format": {"HDF5": 0, "BINARYPROTO": 1},
-    "solver_type": {"SGD": 0, "NESTEROV": 1, "ADAGRAD": 2, "RMSPROP": 3, "ADADELTA": 4, "ADAM": 5},
-}
-_FIELDS = {  # SolverParameter of BVLC Caffe 1.0: field name -> kind of value
-    **dict.fromkeys(("net", "train_net", "test_net", "lr_policy", "regularization_type",
-                     "snapshot_prefix", "type", "weights"), "str"),
-    **dict.fromkeys(("test_iter", "test_interval", "display", "average_loss", "max_iter",
-                     "iter_size", "stepsize", "stepvalue", "snapshot", "device_id", "random_seed"),
-                    "int"),
-    **dict.fromkeys(("base_lr", "gamma", "power", "momentum", "weight_decay", "clip_gradients",
-                     "delta", "momentum2", "rms_decay"), "float"),
-    **dict.fromkeys(("test_compute_loss", "test_initialization", "snapshot_diff", "debug_info",
-                     "snapshot_after_train", "layer_wise_reduce"), "bool"),
-    **dict.fromkeys(("net_param", "train_net_param", "test_net_param", "train_state",
-                     "test_state"), "message"),
-    **dict.fromkeys(_ENUMS, "enum"),
-}
-_REPEATED = {"test_net", "test_net_param", "test_state", "test_iter", "stepvalue", "weights"}
-_CONVERT = {"str": as_str, "int": as_int, "float": as_float, "bool": as_bool}
-_UNSUPPORTED = {
-    "net_param": "an inline net", "train_net_param": "an inline net",
-    "test_net_param": "an inline net", "train_state": "net states (stage, level)",
-    "test_state": "net states (stage, level)",
-}
-_TRAIN_NET_FIELDS = ("net", "net_param", "train_net", "train_net_param")
-
-
-@dataclasses.dataclass(frozen=True)
-class SolverSpec:
-    """The solver fields the runner acts on, checked as Caffe checks them.
-
-    ``test_nets`` has one net file per ``test_iter`` entry: the ``test_net`` files, then ``net``
-    for each remaining ``test_iter`` (Caffe's ``InitTestNets``).
-    """
-
-    path: str
-    train_net: str
-    test_nets: tuple = ()
-    test_iter: tuple = ()
-    test_interval: int = 0
-    test_initialization: bool = True
-    max_iter: int = 0
-    display: int = 0
-    iter_size: int = 1
-    average_loss: int = 1
-    snapshot: int = 0
-    snapshot_prefix: str = ""
-    snapshot_after_train: bool = True
-    snapshot_format: int = 1
-    solver_mode: int = 1
-    device_id: int = 0
-    random_seed: int = -1
-
-
-def _refuse(msg: Message, name: str | None, what: str, fix: str) -> SolverError:
-    source, line, col = msg.location(name)
-    return SolverError(what, fix, source, line, col)
-
-
-def _field_values(msg: Message, name: str) -> list:
-    """The values of field ``name``, converted to its kind."""
-    kind = _FIELDS.get(name)
-    if kind is None:
-        close = difflib.get_close_matches(name, list(_FIELDS), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "see SolverParameter in caffe.proto"
-        raise _refuse(msg, name, f"SolverParameter has no field named {name!r}", hint)
-    raw = msg.getall(name)
-    if len(raw) > 1 and name not in _REPEATED:
-        raise _refuse(msg, name, f"{name} is given {len(raw)} times", "give it once")
-    if name in _UNSUPPORTED:
-        raise _refuse(msg, name, f"{name} ({_UNSUPPORTED[name]}) is not supported by the runner",
-                      "put the net in a file named by net:; choose layers with include { phase }")
-    try:
-        if kind == "enum":
-            return [as_enum(value, _ENUMS[name], name) for value in raw]
-        return [_CONVERT[kind](value, name) for value in raw]
-    except PrototxtError as exc:
-        raise _refuse(msg, name, exc.what, exc.fix) from None
-
-
-def _check_counts(msg: Message, values: dict) -> None:
-    """Caffe's checks on the number of train nets, test nets, test_iter and test_interval."""
-    train = [name for name in _TRAIN_NET_FIELDS if name in values]
-    if not train:
-        raise _refuse(msg, None, "the solver must specify a train net using one of these fields: "
-                      + ", ".join(_TRAIN_NET_FIELDS), 'add net: "train_val.prototxt"')
-    if len(train) > 1:
-        raise _refuse(msg, train[1], f"more than one field specifies the train net: "
-                      f"{', '.join(train)}", "keep one of them")
-    files, test_iter = values.get("test_net", []), values.get("test_iter", [])
-    generic = "net" in values
-    if len(test_iter) < len(files) or (not generic and len(test_iter) != len(files)):
-        raise _refuse(msg, "test_iter" if test_iter else "test_net",
-                      f"test_iter must be specified for each test network (got {len(files)} "
-                      f"test_net and {len(test_iter)} test_iter)",
-                      "add test_iter: N, the number of test forwards, once per test net")
-    if test_iter and values.get("test_interval", [0])[0] <= 0:
-        raise _refuse(msg, "test_interval" if "test_interval" in values else "test_iter",
-                      "test_interval must be > 0 when there are test nets",
-                      "add test_interval: N, or remove test_iter to train without testing")
-
-
-def _check_ranges(msg: Message, values: dict) -> None:
-    minimum = {"average_loss": 1, "iter_size": 1, "test_interval": 0, "display": 0,
-               "snapshot": 0, "max_iter": 0}
-    for name, low in minimum.items():
-        for value in values.get(name, []):
-            if value < low:
-                raise _refuse(msg, name, f"{name} must be >= {low} (got {value})",
-                              f"write e.g. {name}: {max(low, 1)}")
-    if values.get("snapshot", [0])[0] and "snapshot_prefix" not in values:
-        raise _refuse(msg, "snapshot", "snapshot is specified but snapshot_prefix is not",
-                      'add snapshot_prefix: "models/name"')
-
-
-def _check_net_files(msg: Message, solver_path: str, fields: dict) -> None:
-    """Every net file must exist relative to the working directory, as Caffe opens it."""
-    for name, paths in fields.items():
-        for path in paths:
-            if os.path.isfile(path):
-                continue
-            beside = os.path.join(os.path.dirname(solver_path), path)
-            hint = f"; it exists relative to the solver: write {beside!r}" \
-                if os.path.isfile(beside) and not os.path.isabs(path) else ""
-            raise _refuse(msg, name, f"{name}: net file {path!r} not found",
-                          f"paths in a solver are relative to the working directory "
-                          f"{os.getcwd()!r}, not to the solver's directory{hint}")
-
-
-def read_solver(path: str, max_iter: int | None = None) -> SolverSpec:
-    """Read and check the solver at ``path``; ``max_iter`` overrides its ``max_iter``."""
-    if not os.path.isfile(path):
-        raise SolverError(f"solver file {path!r} not found",
-                          f"give a path relative to the working directory {os.getcwd()!r}")
-    msg = parse_file(path)
-    values = {name: _field_values(msg, name) for name in msg.names()}
-    _check_counts(msg, values)
-    _check_ranges(msg, values)
-    files, test_iter = values.get("test_net", []), values.get("test_iter", [])
-    train_net = (values.get("net") or values["train_net"])[0]
-    generic = [train_net] * (len(test_iter) - len(files)) if "net" in values else []
-    _check_net_files(msg, path, {"train_net" if "train_net" in values else "net": [train_net],
-                                 "test_net": files})
-    one = {name: vals[0] for name, vals in values.items() if name not in _REPEATED}
-    fields = {f.name for f in dataclasses.fields(SolverSpec)} - {"path", "train_net", "test_nets",
-                                                                 "test_iter"}
-    spec = SolverSpec(path=path, train_net=train_net, test_nets=tuple(files + generic),
-                      test_iter=tuple(test_iter),
-                      **{name: one[name] for name in fields if name in one})
-    return spec if max_iter is None else dataclasses.replace(spec, max_iter=max_iter)
 
 
 @dataclasses.dataclass
@@ -367,11 +201,6 @@ def _batch_size(net: Any) -> int | None:
     return int(shape[0]) if len(shape) else None
 
 
-# What the fake computes (its docstring); the runner names the other layers once instead of
-# letting its NotComputedWarning through.
-_FAKE_COMPUTES = frozenset(("Python", "Input", "Split", "Silence"))
-
-
 @contextlib.contextmanager
 def _not_computed_warnings(caffe: Any) -> Iterator[list]:
     """Collect the fake's ``NotComputedWarning`` instead of showing it; other warnings pass."""
@@ -394,12 +223,12 @@ def _not_computed_warnings(caffe: Any) -> Iterator[list]:
         yield seen
 
 
-def _uncomputed_layers(nets: Sequence[Any]) -> list:
-    """``"name (type)"`` of every layer of ``nets`` that the fake does not compute, once each."""
+def _uncomputed_layers(nets: Sequence[Any], computed_types: Collection[str]) -> list:
+    """``"name (type)"`` of each layer of ``nets`` whose type is not in ``computed_types``, once."""
     found: dict = {}
     for net in nets:
         for name, layer in zip(net._layer_names, net.layers):
-            if layer.type not in _FAKE_COMPUTES:
+            if layer.type not in computed_types:
                 found[f"{name} ({layer.type})"] = None
     return list(found)
 
@@ -451,7 +280,8 @@ def run(solver_path: str, max_iter: int | None = None, *,
             emit(f"Creating test net (#{net_id}) specified by net file: {path}")
             test_nets.append(caffe.Net(path, caffe.TEST))
         if warned:
-            record.uncomputed = _uncomputed_layers([train_net, *test_nets])
+            record.uncomputed = _uncomputed_layers([train_net, *test_nets],
+                                                   caffe.COMPUTED_TYPES)
             emit("Not computed by the fake caffe (wiring checked only): "
                  + ", ".join(record.uncomputed))
         record.batch_size = _batch_size(train_net)
@@ -465,108 +295,6 @@ def run(solver_path: str, max_iter: int | None = None, *,
                                    [median])
     emit(summary)
     return record
-
-
-# ----------------------------------------------------------------------- the caffe binary around it
-
-def emulate_embedded(executable: str = "") -> None:
-    """Make this process look like Python embedded in the ``caffe`` binary (contract §4).
-
-    ``sys.argv == ['']``; a fresh ``__main__`` without ``__file__``; the working and script
-    directories leave ``sys.path`` (unless ``PYTHONPATH`` names them) so layer modules are found
-    through ``PYTHONPATH`` only; ``sys.executable`` is ``executable`` ('' as with no ``python3`` on
-    ``PATH``), also for ``multiprocessing.spawn`` if it is already imported.
-    """
-    script = sys.argv[0] if sys.argv else ""
-    unwanted = {"", ".", os.path.realpath(os.getcwd())}
-    if script not in ("", "-c", "-m"):
-        unwanted.add(os.path.realpath(os.path.dirname(os.path.abspath(script))))
-    wanted = {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
-    sys.path[:] = [p for p in sys.path if p not in ("", ".") and (
-        os.path.realpath(p) not in unwanted or os.path.realpath(p) in wanted)]
-    sys.argv = [""]
-    main_module = types.ModuleType("__main__")
-    main_module.__builtins__ = __builtins__  # type: ignore[attr-defined]
-    sys.modules["__main__"] = main_module
-    sys.executable = executable
-    if "multiprocessing.spawn" in sys.modules:
-        sys.modules["multiprocessing.spawn"].set_executable(executable)
-
-
-class _SignalActions:
-    """Caffe's ``SignalHandler``: SIGINT/SIGHUP only set flags, polled by the solver."""
-
-    def __init__(self, sigint_effect: str, sighup_effect: str) -> None:
-        self.effects = {signal.SIGHUP: sighup_effect, signal.SIGINT: sigint_effect}
-        self.pending: set = set()
-        self.previous: dict = {}
-
-    def install(self) -> None:
-        for signum in self.effects:
-            self.previous[signum] = signal.signal(signum, self._handle)
-
-    def uninstall(self) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-        self.previous = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.pending.add(signum)
-
-    def check(self) -> str:
-        """SIGHUP's effect first, then SIGINT's, as Caffe's ``CheckForSignals``; each once."""
-        for signum in (signal.SIGHUP, signal.SIGINT):
-            if signum in self.pending:
-                self.pending.discard(signum)
-                return self.effects[signum]
-        return NONE
-
-
-_PRINTED_BY_CAFFE = ("import", "__init__")
-
-
-def _failed_check(exc: BaseException) -> str | None:
-    """The failed CHECK's text if ``exc`` is the fake's ``CaffeAbort`` (Caffe aborts there)."""
-    check_failure = getattr(sys.modules.get("caffe"), "CaffeAbort", None)
-    if check_failure is not None and isinstance(exc, check_failure):
-        return str(getattr(exc, "what", exc))
-    return None
-
-
-def _aborts_caffe(exc: BaseException) -> bool:
-    """Whether real ``caffe train`` aborts on ``exc``: a layer's exception or a failed CHECK."""
-    return hasattr(exc, "fake_caffe_call") or _failed_check(exc) is not None
-
-
-def _abort_like_caffe(exc: BaseException, show: bool) -> None:
-    """Print what a CMake-built ``caffe train`` prints, then abort as it does (contract §3).
-
-    A Python layer's traceback is printed only for ``import``/``__init__`` (or with ``show``); a
-    failed CHECK prints its glog line. Core dumps are switched off first.
-    """
-    call = getattr(exc, "fake_caffe_call", None)
-    what = _failed_check(exc)
-    if show or (call is not None and call[1] in _PRINTED_BY_CAFFE):
-        traceback.print_exception(type(exc), exc, exc.__traceback__)
-    if what is not None:  # the fake's CaffeAbort: Caffe's glog prints the failed check
-        sys.stderr.write(f"F {what}\n")
-    note = "*** real `caffe train` aborts here (SIGABRT, exit 134)"
-    if call is not None:
-        note = f"*** Python layer {call[0]!r} raised {type(exc).__name__} in {call[1]}: {note[4:]}"
-        if call[1] in _PRINTED_BY_CAFFE:
-            note += " after printing the traceback above"
-        elif what is None:
-            note += (" WITHOUT printing the Python traceback; the layer must print it itself "
-                     "(runner option --traceback shows it)")
-    sys.stderr.write(note + "\n")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with contextlib.suppress(ImportError, ValueError, OSError):
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
-    os.abort()
-
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -604,14 +332,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.embedded:
         emulate_embedded(args.executable)
-    signals = _SignalActions(args.sigint_effect, args.sighup_effect)
+    signals = SignalActions(args.sigint_effect, args.sighup_effect)
     signals.install()
     status = 0
     try:
         run(args.solver, args.max_iter, log=_log_line, requested_action=signals.check)
     except BaseException as exc:  # emulate Caffe's abort, else report or re-raise
-        if _aborts_caffe(exc):
-            _abort_like_caffe(exc, args.traceback)
+        if aborts_caffe(exc):
+            abort_like_caffe(exc, args.traceback)
         if not isinstance(exc, CaffeLayersError):
             raise
         _log_line(f"runner: {exc}")

@@ -23,9 +23,9 @@ Deliberate differences from real Caffe:
 - Every exception escaping a Python layer's import, ``__init__``, ``setup``, ``reshape``,
   ``forward`` or ``backward`` carries ``exc.fake_caffe_call = (layer_name, method_name)``
   (method ``'import'`` for the module or class lookup), for the ``caffe train`` runner.
-- Layers of any type but Input, Python, Split and Silence are wired but not computed: no
-  parameter blobs, no shape checks, tops left as they are; construction warns once with
-  :class:`NotComputedWarning` listing them. Reading such a never-shaped top raises
+- Layers of any type but Input, Python, Split and Silence (``COMPUTED_TYPES``) are wired but
+  not computed: no parameter blobs, no shape checks, tops left as they are; construction warns
+  once with :class:`NotComputedWarning` listing them. Reading such a never-shaped top raises
   :class:`NotComputedError` (not an abort: real Caffe would have shaped it), and
   ``Net.forward``/``backward`` leave such blobs out of the dicts they return. Whether these
   layers need backward is inferred from their type and ``param { lr_mult }``.
@@ -53,7 +53,7 @@ from __future__ import annotations
 from typing import Any
 
 from caffe_layers.testing.fake_caffe._blob import Blob
-from caffe_layers.testing.fake_caffe._builtin import LAYER_TYPES
+from caffe_layers.testing.fake_caffe._builtin import COMPUTED_TYPES, LAYER_TYPES
 from caffe_layers.testing.fake_caffe._errors import (
     CaffeAbort,
     NotComputedError,
@@ -73,8 +73,8 @@ from caffe_layers.testing.fake_caffe._state import (
 )
 from caffe_layers.testing.fake_caffe._vectors import StringVec
 
-__all__ = ["TEST", "TRAIN", "Blob", "CaffeAbort", "Layer", "Net", "NotComputedError",
-           "NotComputedWarning",
+__all__ = ["COMPUTED_TYPES", "TEST", "TRAIN", "Blob", "CaffeAbort", "Layer", "Net",
+           "NotComputedError", "NotComputedWarning",
            "layer_type_list", "set_device", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
            "set_random_seed", "set_solver_count", "set_solver_rank", "solver_count",
            "solver_rank"]
