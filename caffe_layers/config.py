@@ -39,7 +39,8 @@ class Kind:
 
 
 def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or (isinstance(value, float) and not value.is_integer()):  # 1.5, .inf, .nan
         raise _Invalid("must be an integer")
     return int(value)
 
@@ -51,7 +52,10 @@ def _float(value: Any) -> float:
             raise _Invalid(f"must be a number; write "
                            f"{float(fraction.group(1)) / float(fraction.group(2))!r}")
         raise _Invalid("must be a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer literal beyond float range
+        raise _Invalid("must be a number within float range") from None
 
 
 def _bool(value: Any) -> bool:
