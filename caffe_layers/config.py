@@ -45,7 +45,13 @@ def _int(value: Any) -> int:
     return int(value)
 
 
+# PyYAML follows YAML 1.1, where a float needs a dot: `1e-3` loads as the string '1e-3'.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _float(value: Any) -> float:
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         fraction = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*/\s*(\d+(?:\.\d*)?)\s*", str(value))
         if fraction and float(fraction.group(2)):
