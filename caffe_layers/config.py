@@ -39,19 +39,29 @@ class Kind:
 
 
 def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or (isinstance(value, float) and not value.is_integer()):  # 1.5, .inf, .nan
         raise _Invalid("must be an integer")
     return int(value)
 
 
+# PyYAML follows YAML 1.1, where a float needs a dot: `1e-3` loads as the string '1e-3'.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _float(value: Any) -> float:
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         fraction = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*/\s*(\d+(?:\.\d*)?)\s*", str(value))
         if fraction and float(fraction.group(2)):
             raise _Invalid(f"must be a number; write "
                            f"{float(fraction.group(1)) / float(fraction.group(2))!r}")
         raise _Invalid("must be a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer literal beyond float range
+        raise _Invalid("must be a number within float range") from None
 
 
 def _bool(value: Any) -> bool:

@@ -113,18 +113,35 @@ def _layouts(data: TopSpec, batch: int, columns: int) -> dict:
     return layouts
 
 
+def _first_image(images: ImageList, params: ImageListParams) -> tuple:
+    """``(index, image)`` of the image that fixes the shapes: the first one, or with
+    ``on_error: skip`` the first readable one (a bad first line is skipped like any other)."""
+    tries = min(len(images), MAX_SKIPS_IN_A_ROW + 1) if params.on_error == "skip" else 1
+    first_error = None
+    for index in range(tries):
+        try:
+            image = read_image(images.path(index), params.is_color, where=images.where(index))
+            return index, resize(image, params.new_height, params.new_width)
+        except DataError as exc:
+            if tries == 1:
+                raise
+            first_error = first_error or exc
+    raise DataError(f"on_error: skip gave up: none of the first {tries} images of "
+                    f"{images.source} can be read (the first: {first_error}); is root_folder "
+                    f"right?")
+
+
 def build(params: ImageListParams, train: bool) -> Pipeline:
     """Read the list, open the first image, fix every shape; raise here rather than in a worker."""
     images = ImageList.read(params.source, params.root_folder, params.label_columns)
-    first = resize(read_image(images.path(0), params.is_color, where=images.where(0)),
-                   params.new_height, params.new_width)
+    first_index, first = _first_image(images, params)
     channels = first.shape[2]
     transform = ImageTransform.from_params(
         params.crop_size, params.mirror, params.mean_file, params.mean_value, params.scale,
         train=train, channels=channels)
     shape = transform.output_shape(channels, *first.shape[:2])
     producer = ImageListProducer(images, transform, params, first.shape[:2])
-    producer.load(0, np.random.default_rng(0), np.empty(shape, np.float32))
+    producer.load(first_index, np.random.default_rng(0), np.empty(shape, np.float32))
     data = TopSpec("data", (params.batch_size,) + tuple(shape))
     return Pipeline(producer, _layouts(data, params.batch_size, params.label_columns),
                     len(images), f"{len(images)} images from {params.source}")
