@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
@@ -59,9 +60,12 @@ def _float(value: Any) -> float:
                            f"{float(fraction.group(1)) / float(fraction.group(2))!r}")
         raise _Invalid("must be a number")
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:  # an integer literal beyond float range
         raise _Invalid("must be a number within float range") from None
+    if not math.isfinite(number):
+        raise _Invalid("must be a finite number")
+    return number
 
 
 def _bool(value: Any) -> bool:
@@ -172,8 +176,11 @@ def parse_yaml(param_str: str) -> dict:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"param_str is not valid YAML{where}: {problem}. Write a YAML mapping, "
-                          f"e.g. param_str: \"{{source: train.txt, batch_size: 64}}\"") from None
+        fix = ("one-line YAML needs braces around the whole mapping"
+               if _FLATTENED.search(param_str) and not param_str.lstrip().startswith("{")
+               else "write a YAML mapping")
+        raise ConfigError(f"param_str is not valid YAML{where}: {problem}; {fix}, e.g. "
+                          f"param_str: \"{{source: train.txt, batch_size: 64}}\"") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"param_str must be a YAML mapping of key: value, got {param_str!r}; "
                           f"e.g. param_str: \"{{source: train.txt, batch_size: 64}}\"")

@@ -139,9 +139,10 @@ class PrefetchDataLayer(caffe.Layer):
             self._skipped += 1
             if index not in self._skipped_samples:
                 self._skipped_samples.add(index)
+                distinct = len(self._skipped_samples)
                 print(f"caffe_layers: {type(self).__name__} skipped sample {index}: {message} "
-                      f"({self._skipped} skips so far, {len(self._skipped_samples)} samples)",
-                      file=sys.stderr, flush=True)
+                      f"(skips so far: {self._skipped}, of {distinct} distinct "
+                      f"sample{'' if distinct == 1 else 's'})", file=sys.stderr, flush=True)
 
 
 class ImageListDataLayer(PrefetchDataLayer):

@@ -310,3 +310,19 @@ def test_describe_lists_every_key_with_kind_default_and_doc():
     assert by_key["mean"][1:3] == ("a number or a list of numbers", "()")
     assert by_key["tags"][1] == "a string or a list of strings"
     assert by_key["flag"][1:3] == ("true or false", "False")
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_float_refuses_non_finite_numbers(value):
+    [problem] = problems_of(f"{{size: 1, ratio: {value}}}")
+    assert problem.startswith("ratio: must be a finite number (got ")
+
+
+def test_a_key_given_twice_is_an_error():
+    with pytest.raises(ConfigError, match="line 1, column 17: key 'size' is given twice"):
+        load("{size: 1, a: 2, size: 3}")
+
+
+def test_one_line_yaml_without_braces_gets_the_braces_hint():
+    with pytest.raises(ConfigError, match="one-line YAML needs braces around the whole mapping"):
+        load("size: 1, ratio: 2")
