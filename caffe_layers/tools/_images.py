@@ -1,0 +1,131 @@
+"""Reading an image list for the tools exactly as ``ImageListDataLayer`` reads it.
+
+The same list parser (:class:`~caffe_layers.sources.image_list.ImageList`), decoder
+(:func:`~caffe_layers.sources.images.read_image`) and resize
+(:func:`~caffe_layers.transforms.resize`) as the layer, so a mean computed or a file converted
+here matches what the layer would feed the net. :func:`map_blocks` runs a function over
+consecutive blocks of samples in this process or in worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from typing import Callable, Iterator, Sequence, Tuple
+
+import numpy as np
+
+from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.sources.image_list import ImageList
+from caffe_layers.sources.images import check_size, read_image
+from caffe_layers.tools import _cli
+from caffe_layers.transforms import check_resize, resize
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """The layer's keys that decide which pixels a tool reads."""
+    parser.add_argument("list", help="image list: one 'path label' per line (Caffe's format)")
+    parser.add_argument("--root-folder", default="", metavar="DIR",
+                        help="prepended to every path of the list, as the layer's root_folder "
+                             "(plain concatenation: end it with '/')")
+    parser.add_argument("--new-height", type=_cli.non_negative_int, default=0, metavar="H",
+                        help="resize every image to H x W first, as the layer's new_height")
+    parser.add_argument("--new-width", type=_cli.non_negative_int, default=0, metavar="W",
+                        help="as the layer's new_width (give both or neither)")
+    parser.add_argument("--gray", action="store_true",
+                        help="read 1-channel gray images (the layer's is_color: false)")
+    parser.add_argument("--label-columns", type=_cli.non_negative_int, default=1, metavar="K",
+                        help="labels per line, the last K columns (default: 1)")
+    parser.add_argument("--workers", type=_cli.positive_int, default=1, metavar="N",
+                        help="decode in N processes (default: 1, this process)")
+
+
+def open_list(args: argparse.Namespace) -> ImageList:
+    """The list named by ``args.list``, after checking the resize options."""
+    if check_resize(args.new_height, args.new_width):
+        raise ConfigError(f"--new-height and --new-width: give both (> 0) to resize, or neither "
+                          f"to keep the stored size (got {args.new_height} and "
+                          f"{args.new_width})")
+    _cli.require_file(args.list, "image list", "give a file of 'path label' lines, e.g. made "
+                                               "by caffe-layers-make-list")
+    return ImageList.read(args.list, args.root_folder, args.label_columns)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageReader:
+    """Reads sample ``i`` as ``(H, W, C)`` uint8, as the layer does; picklable for workers.
+
+    Every image must have ``size`` (the first image's, after the resize) as in the layer.
+    """
+
+    images: ImageList
+    is_color: bool = True
+    new_hw: Tuple[int, int] = (0, 0)
+    size: Tuple[int, int] | None = None
+
+    def read(self, i: int) -> np.ndarray:
+        path, where = self.images.path(i), self.images.where(i)
+        try:
+            image = resize(read_image(path, self.is_color, where=where), *self.new_hw)
+        except DataError as exc:
+            if os.path.exists(path):
+                raise
+            raise DataError(f"{exc}; the list's paths are appended to --root-folder (now "
+                            f"'{self.images.root_folder}')") from None
+        if self.size is not None:
+            check_size(image, self.size, path, where)
+        return image
+
+    def sized(self) -> Tuple[ImageReader, np.ndarray]:
+        """A reader fixed to the first image's size, and that first image."""
+        first = self.read(0)
+        return dataclasses.replace(self, size=tuple(first.shape[:2])), first
+
+
+def reader_for(args: argparse.Namespace, images: ImageList) -> ImageReader:
+    return ImageReader(images, not args.gray, (args.new_height, args.new_width))
+
+
+def blocks(start: int, stop: int, size: int) -> Iterator[range]:
+    """Consecutive ranges of at most ``size`` indices covering ``[start, stop)``."""
+    for begin in range(start, stop, size):
+        yield range(begin, min(begin + size, stop))
+
+
+_worker: dict = {}
+
+
+def _start_worker(function: Callable, reader: ImageReader) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one core per worker process
+    _worker["function"], _worker["reader"] = function, reader
+
+
+def _in_worker(indices: Sequence[int]) -> object:
+    return _worker["function"](_worker["reader"], indices)
+
+
+def map_blocks(function: Callable, reader: ImageReader, index_blocks: Sequence[Sequence[int]],
+               workers: int, ordered: bool = True) -> Iterator:
+    """``function(reader, indices)`` for every block, in this process or in ``workers``.
+
+    The reader (with its list) goes to each worker once, at its start; a task is only a block
+    of indices. Results come in block order when ``ordered``, else as they finish. The worker
+    processes are stopped when the iterator is exhausted or closed, or an error is raised.
+    """
+    if workers <= 1 or len(index_blocks) <= 1:
+        for indices in index_blocks:
+            yield function(reader, indices)
+        return
+    import multiprocessing
+
+    count = min(workers, len(index_blocks))
+    pool = multiprocessing.get_context().Pool(count, _start_worker, (function, reader))
+    try:
+        results = pool.imap if ordered else pool.imap_unordered
+        yield from results(_in_worker, index_blocks)
+    finally:
+        pool.terminate()
+        pool.join()

@@ -1,0 +1,106 @@
+"""``caffe-layers-compute-mean``: Caffe's ``compute_image_mean`` for an image list.
+
+Reads every image of a list as ``ImageListDataLayer`` reads it (same decoding, ``--root-folder``,
+``--new-height``/``--new-width``, ``--gray``), sums the pixels in float64 one image at a time
+(memory stays one image plus one accumulator, whatever the dataset's size; the sums of 8-bit
+pixels are exact, so the result does not depend on ``--workers``), and writes
+
+- the mean image as a ``.binaryproto`` that real Caffe's ``mean_file`` accepts: legacy
+  ``num = 1, channels, height, width`` at the resized size, float32 data, as Caffe's tool writes;
+- the per-channel means (B, G, R), printed and, with ``--values-out``, saved as YAML
+  ``mean_value: [b, g, r]`` for the layer's ``mean_value`` key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from caffe_layers.binaryproto import write_blobproto
+from caffe_layers.tools import _cli, _images
+from caffe_layers.tools.progress import Progress
+
+BLOCK = 64  # images per task: progress granularity and work unit of a worker
+
+
+def _block_sum(reader: _images.ImageReader, indices: Sequence[int]) -> Tuple[np.ndarray, int]:
+    """The float64 sum of the images ``indices`` and how many there were."""
+    total = np.zeros(reader.size + (3 if reader.is_color else 1,), np.float64)
+    for i in indices:
+        total += reader.read(i)
+    return total, len(indices)
+
+
+def mean_image(reader: _images.ImageReader, workers: int = 1,
+               progress: Progress | None = None) -> np.ndarray:
+    """The float64 ``(C, H, W)`` mean of every image of ``reader``'s list."""
+    reader, first = reader.sized()
+    total = np.zeros(first.shape, np.float64)
+    count = len(reader.images)
+    spans = list(_images.blocks(0, count, BLOCK))
+    for block_total, done in _images.map_blocks(_block_sum, reader, spans, workers, False):
+        total += block_total
+        if progress is not None:
+            progress.advance(done)
+    return (total / count).transpose(2, 0, 1)
+
+
+def channel_means(mean: np.ndarray) -> list:
+    """Per-channel means of a ``(C, H, W)`` mean image (each pixel weighs the same)."""
+    return [float(v) for v in mean.mean(axis=(1, 2))]
+
+
+def format_values(values: Sequence[float]) -> str:
+    """``mean_value: [104.0081, 116.6695, 122.6789]`` (YAML, for param_str)."""
+    return "mean_value: [" + ", ".join(f"{v:.4f}" for v in values) + "]"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _cli.make_parser(
+        "compute-mean",
+        "Compute the mean image of an image list (a .binaryproto Caffe's mean_file accepts) and "
+        "the per-channel mean values, reading images exactly as ImageListDataLayer does.",
+        epilog="example:\n  caffe-layers-compute-mean photos/train.txt --root-folder photos/ "
+               "--new-height 256 --new-width 256\n  -> photos/mean.binaryproto (1 x 3 x 256 x "
+               "256) and mean_value: [b, g, r]")
+    _images.add_image_options(parser)
+    parser.add_argument("-o", "--out", metavar="FILE",
+                        help="the .binaryproto to write (default: mean.binaryproto beside LIST)")
+    parser.add_argument("--values-out", metavar="FILE",
+                        help="also write 'mean_value: [b, g, r]' (YAML) to FILE")
+    _cli.add_quiet(parser)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    images = _images.open_list(args)
+    out = args.out or os.path.join(os.path.dirname(args.list), "mean.binaryproto")
+    reader = _images.reader_for(args, images)
+    _cli.make_parent(out)
+    if args.values_out:
+        _cli.make_parent(args.values_out)
+    with Progress(len(images), "compute-mean", enabled=False if args.quiet else None) as bar:
+        mean = mean_image(reader, args.workers, bar)
+    write_blobproto(out, mean[np.newaxis])
+    values = channel_means(mean)
+    order = "(B, G, R)" if len(values) == 3 else "(gray)"
+    channels, height, width = mean.shape
+    print(f"mean of {len(images)} images -> {out} (1 x {channels} x {height} x {width}, "
+          f"N x C x H x W)")
+    print(f"{format_values(values)}   per channel {order}")
+    if args.values_out:
+        with open(args.values_out, "w") as f:
+            f.write(format_values(values) + "\n")
+        print(f"mean values -> {args.values_out}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status."""
+    return _cli.run(_parser(), _run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

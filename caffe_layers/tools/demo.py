@@ -1,0 +1,180 @@
+"""``caffe-layers-demo``: the README's first command, from nothing to a trained net and a preview.
+
+1. Makes ``demo_data/`` in the working directory unless it is already complete: coloured shapes
+   in four classes as 64x64 JPEGs (:mod:`caffe_layers.tools._shapes`), then ``train.txt``,
+   ``val.txt``, ``labels.txt`` with ``caffe-layers-make-list`` and ``mean.binaryproto`` with
+   ``caffe-layers-compute-mean`` (no resize).
+2. Trains ``prototxt/imagelist_solver.prototxt``: through real Caffe (pycaffe's solver) when
+   ``import caffe`` finds it, else through :func:`caffe_layers.testing.runner.run`, where only
+   the Python data layers compute; prints the training images per second.
+3. Writes ``demo_output/preview.png``: one TRAIN batch as the net receives it.
+4. Prints where everything is and the commands to try next.
+
+Run it from the repository root (the solver's paths are relative to the working directory, as
+in Caffe). Running it again reuses ``demo_data/`` and rewrites ``demo_output/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+from caffe_layers.errors import DataError
+from caffe_layers.tools import _cli, _shapes
+from caffe_layers.tools.progress import Progress
+
+DATA = "demo_data"
+SOLVER = os.path.join("prototxt", "imagelist_solver.prototxt")
+PER_CLASS = 150
+DATA_FILES = ("train.txt", "val.txt", "labels.txt", "mean.binaryproto")
+
+
+def _complete(folder: str) -> bool:
+    return all(os.path.isfile(os.path.join(folder, name)) for name in DATA_FILES)
+
+
+def _call(tool_main: Any, argv: Sequence[str]) -> None:
+    status = tool_main(list(argv))
+    if status:
+        raise DataError(f"the demo dataset could not be made (step `{' '.join(argv)}` exited "
+                        f"with {status}, see above); delete '{DATA}/' and run the demo again")
+
+
+def make_dataset(folder: str, per_class: int, quiet: bool) -> None:
+    """Images, lists and mean of the demo dataset in ``folder``."""
+    from caffe_layers.tools import compute_mean, make_list
+
+    total = per_class * len(_shapes.CLASSES)
+    with Progress(total, "shapes", enabled=False if quiet else None) as bar:
+        _shapes.write_dataset(folder, per_class, seed=0, progress=bar.advance)
+    print(f"wrote {total} JPEGs ({_shapes.SIZE}x{_shapes.SIZE}) of "
+          f"{', '.join(_shapes.CLASSES)} into {folder}/")
+    _call(make_list.main, [folder, "--val-fraction", "0.2", "--seed", "0"])
+    _call(compute_mean.main, [os.path.join(folder, "train.txt"), "--root-folder",
+                              folder + "/", "--out", os.path.join(folder, "mean.binaryproto"),
+                              "--quiet"])
+
+
+def _is_fake(caffe: Any) -> bool:
+    return caffe.__name__.startswith("caffe_layers.")
+
+
+def _train_real(caffe: Any, solver_path: str, iterations: int) -> float:
+    """pycaffe's solver for ``iterations`` steps (tests included); images per second."""
+    from caffe_layers.testing.runner import read_solver
+    from caffe_layers.tools.preview import close_layers
+
+    spec = read_solver(solver_path)
+    if spec.solver_mode == 1:
+        caffe.set_mode_gpu()
+    else:
+        caffe.set_mode_cpu()
+    solver = caffe.get_solver(solver_path)
+    try:
+        first = next(iter(solver.net.blobs.values()))
+        images = iterations * int(first.shape[0]) * spec.iter_size
+        started = time.perf_counter()
+        solver.step(iterations)
+        return images / (time.perf_counter() - started)
+    finally:
+        close_layers(solver.net, *solver.test_nets)
+
+
+def _train_fake(solver_path: str, iterations: int) -> float | None:
+    """The runner (``caffe train`` emulated; only Python layers compute); images per second."""
+    from caffe_layers.prefetch import close_all
+    from caffe_layers.testing.runner import run
+
+    try:
+        record = run(solver_path, iterations, log=lambda line: print("  " + line))
+    finally:
+        close_all()  # the runner's nets, like caffe train's, are never torn down
+    return record.images_per_s
+
+
+def train(solver_path: str, iterations: int | None) -> None:
+    from caffe_layers.testing import import_caffe
+    from caffe_layers.testing.runner import read_solver
+
+    iterations = read_solver(solver_path).max_iter if iterations is None else iterations
+    caffe = import_caffe()
+    if _is_fake(caffe):
+        print(f"training {solver_path} for {iterations} iterations with caffe_layers' runner "
+              f"(real Caffe is not importable: only the Python data layers compute, so the "
+              f"rate below is the data layer's)")
+        rate = _train_fake(solver_path, iterations)
+    else:
+        print(f"training {solver_path} for {iterations} iterations with Caffe "
+              f"({getattr(caffe, '__file__', '?')})")
+        rate = _train_real(caffe, solver_path, iterations)
+    print(f"trained {iterations} iterations: "
+          + (f"{rate:.0f} images/s" if rate else "no rate (no iteration ran)"))
+
+
+def _next_steps(out: str, net: str, seconds: float) -> str:
+    return f"""
+done in {seconds:.1f} s
+  dataset:  {DATA}/<class>/*.jpg, {DATA}/train.txt, val.txt, labels.txt, mean.binaryproto
+  net:      {net}
+  preview:  {os.path.join(out, 'preview.png')}
+
+next, try:
+  caffe-layers-preview {net} --phase TEST --labels {DATA}/labels.txt --out {out}/val.png
+  caffe-layers-make-list path/to/images --val-fraction 0.2      (one subfolder per class)
+  caffe-layers-compute-mean path/to/images/train.txt --root-folder path/to/images/ \\
+      --new-height 64 --new-width 64
+  then point source, root_folder and mean_file in {net} at your files and train:
+  caffe train --solver {SOLVER}     (or: python -m caffe_layers.testing.runner {SOLVER})"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _cli.make_parser(
+        "demo",
+        "Make a small synthetic dataset (coloured shapes, 4 classes) in demo_data/, train the\n"
+        "example solver on it (real Caffe when importable, else caffe_layers' runner), print\n"
+        "the images/s and write a preview of one training batch. Run from the repository root.")
+    parser.add_argument("--out", default="demo_output", metavar="DIR",
+                        help="where the preview goes (default: demo_output)")
+    parser.add_argument("--iterations", type=_cli.non_negative_int, metavar="N",
+                        help="training iterations (default: the solver's max_iter)")
+    parser.add_argument("--solver", default=SOLVER, help=f"solver prototxt (default: {SOLVER})")
+    parser.add_argument("--fresh", action="store_true",
+                        help=f"remake {DATA}/ even if it is complete")
+    _cli.add_quiet(parser)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    from caffe_layers.testing.runner import read_solver
+    from caffe_layers.tools import preview
+
+    started = time.perf_counter()
+    _cli.require_file(args.solver, "solver", "run the demo from the repository root (the folder "
+                                             "holding prototxt/), or give --solver")
+    if args.fresh or not _complete(DATA):
+        make_dataset(DATA, PER_CLASS, args.quiet)
+    else:
+        print(f"using the existing {DATA}/ (--fresh remakes it)")
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs("demo_output", exist_ok=True)  # the solver's snapshot_prefix folder
+    train(args.solver, args.iterations)
+    net = read_solver(args.solver).train_net
+    shown = preview.main([net, "--phase", "TRAIN", "--out", os.path.join(args.out, "preview.png"),
+                          "--labels", os.path.join(DATA, "labels.txt")])
+    if shown:
+        raise DataError(f"the preview of {net} failed (see above)")
+    print(_next_steps(args.out, net, time.perf_counter() - started))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status."""
+    return _cli.run(_parser(), _run, argv)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

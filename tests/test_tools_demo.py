@@ -1,0 +1,148 @@
+"""caffe-layers-demo end to end in a fresh working directory, and its synthetic dataset."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from caffe_layers.binaryproto import read_mean
+from caffe_layers.tools import _shapes, demo
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_TIMEOUT_S = 90
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh working directory holding only the demo's prototxt files."""
+    (tmp_path / "prototxt").mkdir()
+    for name in ("imagelist_solver.prototxt", "imagelist_train_val.prototxt"):
+        shutil.copy(REPO / "prototxt" / name, tmp_path / "prototxt" / name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_demo(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), CAFFE_LAYERS_FAKE_CAFFE="1")
+    return subprocess.run([sys.executable, "-m", "caffe_layers", "demo", *args], cwd=str(workdir),
+                          env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S)
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_then_again(workdir):
+    started = time.perf_counter()
+    done = run_demo(workdir, "--iterations", "20")
+    first_s = time.perf_counter() - started
+    assert done.returncode == 0, done.stderr
+    data = workdir / "demo_data"
+    for name in _shapes.CLASSES:
+        assert len(list((data / name).glob("*.jpg"))) == demo.PER_CLASS
+    assert len((data / "train.txt").read_text().splitlines()) == 480
+    assert len((data / "val.txt").read_text().splitlines()) == 120
+    assert (data / "labels.txt").read_text().split() == ["0", "circle", "1", "cross", "2",
+                                                        "square", "3", "triangle"]
+    assert read_mean(str(data / "mean.binaryproto")).shape == (3, 64, 64)
+    png = cv2.imread(str(workdir / "demo_output" / "preview.png"))
+    zoom = 2  # 56-pixel crops reach the 80-pixel tiles at zoom 2
+    assert png.shape == (2 + 4 * (56 * zoom + 14 + 2), 2 + 8 * (56 * zoom + 2), 3)
+    assert "images/s" in done.stdout
+    assert "trained 20 iterations" in done.stdout
+    assert "caffe-layers-preview" in done.stdout
+    assert "caffe-layers-make-list" in done.stdout
+    assert "Traceback" not in done.stderr
+    mean_written = (data / "mean.binaryproto").stat().st_mtime_ns
+    again = run_demo(workdir, "--iterations", "5")
+    assert again.returncode == 0, again.stderr
+    assert "using the existing demo_data/" in again.stdout
+    assert (data / "mean.binaryproto").stat().st_mtime_ns == mean_written
+    print(f"demo with 20 iterations: {first_s:.1f} s")
+
+
+def test_demo_in_process_with_zero_iterations(workdir, capsys):
+    assert demo.main(["--iterations", "0", "--out", "shown", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "no rate (no iteration ran)" in out
+    assert (workdir / "shown" / "preview.png").is_file()
+
+
+def test_demo_outside_the_repository_root(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert demo.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("caffe-layers-demo: error: solver 'prototxt/imagelist_solver.prototxt' "
+                          "does not exist")
+    assert "run the demo from the repository root" in err
+    assert not (tmp_path / "demo_data").exists()
+
+
+def test_an_incomplete_dataset_is_remade(workdir, capsys):
+    assert demo.main(["--iterations", "0", "--quiet"]) == 0
+    (workdir / "demo_data" / "mean.binaryproto").unlink()
+    capsys.readouterr()
+    assert demo.main(["--iterations", "0", "--quiet"]) == 0
+    assert "wrote 600 JPEGs" in capsys.readouterr().out
+    assert (workdir / "demo_data" / "mean.binaryproto").is_file()
+
+
+def test_bad_iterations(capsys):
+    assert demo.main(["--iterations", "-1"]) == 2
+    assert "argument --iterations" in capsys.readouterr().err
+
+
+# --- the synthetic dataset ----------------------------------------------------------------------
+
+def test_images_are_a_function_of_seed_class_and_index(tmp_path):
+    one = _shapes.write_dataset(str(tmp_path / "a"), 3, seed=5)
+    two = _shapes.write_dataset(str(tmp_path / "b"), 3, seed=5)
+    other = _shapes.write_dataset(str(tmp_path / "c"), 3, seed=6)
+    for name in _shapes.CLASSES:
+        for a, b, c in zip(one[name], two[name], other[name]):
+            assert Path(a).read_bytes() == Path(b).read_bytes() != Path(c).read_bytes()
+            assert cv2.imread(a).shape == (64, 64, 3)
+
+
+def _shape_features(image: np.ndarray) -> np.ndarray:
+    """Hu moments of the foreground: pixels far from the median colour of the corners."""
+    pixels = image.astype(float)
+    corners = np.concatenate([pixels[:4, :4], pixels[:4, -4:], pixels[-4:, :4], pixels[-4:, -4:]])
+    background = np.median(corners.reshape(-1, 3), axis=0)
+    mask = (np.abs(pixels - background).sum(axis=2) > 90).astype(np.uint8)
+    hu = cv2.HuMoments(cv2.moments(mask, True)).ravel()[:3]
+    return -np.sign(hu) * np.log10(np.abs(hu) + 1e-30)
+
+
+def _colour_features(image: np.ndarray) -> np.ndarray:
+    pixels = image.astype(float)
+    return np.concatenate([pixels.mean(axis=(0, 1)), pixels.std(axis=(0, 1))])
+
+
+def _knn_accuracy(features, labels, train: int) -> float:
+    features = np.asarray(features)
+    labels = np.asarray(labels)
+    features = (features - features[:train].mean(0)) / features[:train].std(0)
+    distances = ((features[train:, None] - features[None, :train]) ** 2).sum(axis=2)
+    nearest = np.argsort(distances, axis=1)[:, :5]
+    votes = [np.bincount(labels[:train][row], minlength=4).argmax() for row in nearest]
+    return float(np.mean(np.array(votes) == labels[train:]))
+
+
+def test_the_shape_decides_the_class_not_the_colour(tmp_path):
+    """Crude shape features classify held-out images well; colour statistics do not."""
+    written = _shapes.write_dataset(str(tmp_path), 60, seed=0)
+    order = np.random.default_rng(0).permutation(4 * 60)
+    samples = [(path, label) for label, name in enumerate(_shapes.CLASSES)
+               for path in written[name]]
+    images = [cv2.imread(samples[i][0]) for i in order]
+    labels = [samples[i][1] for i in order]
+    shape_accuracy = _knn_accuracy([_shape_features(im) for im in images], labels, 180)
+    colour_accuracy = _knn_accuracy([_colour_features(im) for im in images], labels, 180)
+    assert shape_accuracy > 0.6
+    assert colour_accuracy < shape_accuracy - 0.2
