@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m caffe_layers.testing.runner prototxt/example_solver.prototxt
+	$(BIN)/python -m caffe_layers demo
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
