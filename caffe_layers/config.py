@@ -120,9 +120,14 @@ def choice(*allowed: str) -> Kind:
 
 
 def option(kind: Kind, default: Any = REQUIRED, *, minimum: float | None = None,
-           maximum: float | None = None, example: str = "", doc: str = "") -> Any:
-    """Declare a config field. ``default=None`` makes the key optional with no value."""
-    meta = {"kind": kind, "minimum": minimum, "maximum": maximum, "example": example, "doc": doc}
+           maximum: float | None = None, example: str = "", doc: str = "",
+           caffe: str = "") -> Any:
+    """Declare a config field. ``default=None`` makes the key optional with no value.
+
+    ``doc`` and ``caffe`` (the Caffe setting it replaces, if any) fill the README's tables.
+    """
+    meta = {"kind": kind, "minimum": minimum, "maximum": maximum, "example": example, "doc": doc,
+            "caffe": caffe}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -259,11 +264,38 @@ def _message(where: str, problems: Iterable[str]) -> str:
     return f"{where} has {len(problems)} {noun}:\n{lines}"
 
 
-def describe(cls: type) -> list[tuple[str, str, str, str]]:
-    """(key, kind, default, doc) for every option of ``cls``: the README's parameter tables."""
+def describe(cls: type) -> list[tuple[str, str, str, str, str]]:
+    """(key, kind, default, doc, caffe) of every option of ``cls``: the README's tables."""
     rows = []
     for field in dataclasses.fields(cls):
         if field.init:
             default = "required" if field.default is REQUIRED else repr(field.default)
-            rows.append((field.name, field.metadata["kind"].name, default, field.metadata["doc"]))
+            meta = field.metadata
+            rows.append((field.name, meta["kind"].name, default, meta["doc"], meta["caffe"]))
     return rows
+
+
+def markdown_table(cls: type, without: type | None = None) -> str:
+    """The README's table of ``cls``'s keys (leaving out those of the base class ``without``)."""
+    skip = {f.name for f in dataclasses.fields(without)} if without else set()
+    lines = ["| key | type | default | meaning | Caffe |", "|---|---|---|---|---|"]
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for key, kind, _, doc, caffe in describe(cls):
+        if key not in skip:
+            lines.append(f"| `{key}` | {kind} | {_yaml_default(defaults[key])} | {doc} | "
+                         f"{caffe or '-'} |")
+    return "\n".join(lines)
+
+
+def _yaml_default(value: Any) -> str:
+    """A default as it would be written in param_str."""
+    if value is REQUIRED:
+        return "**required**"
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, tuple):
+        return f"`[{', '.join(map(str, value))}]`"
+    return f'`{value}`' if value != "" else '`""`'
+

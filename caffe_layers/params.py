@@ -27,29 +27,48 @@ def default_workers() -> int:
 class PrefetchParams:
     """Keys every layer takes: batching, order, workers, sharding, resume."""
 
-    batch_size: int = option(INT, minimum=1, example="64", doc="samples per batch")
-    shuffle: bool = option(BOOL, False, doc="a new permutation every epoch (Caffe: reshuffles "
-                                            "at every wrap)")
-    seed: int = option(INT, 0, minimum=0, doc="seeds shuffling and augmentation; the same seed "
-                                              "gives the same batches for any worker count")
-    workers: int = option(INT, None, minimum=0, doc="worker processes; 0 loads in the layer's "
-                                                    "own process (debugging); default: one per "
-                                                    "core, at most 4")
-    prefetch: int = option(INT, 4, minimum=1, doc="batches prepared ahead, beyond one per worker")
-    start_method: str = option(choice(*START_METHODS), None, doc="how workers start; default "
-                                                                  "fork (see README)")
-    timeout_s: float = option(FLOAT, 300.0, minimum=0.001, doc="fail if no batch arrives in "
-                                                               "this time while workers live")
-    on_worker_death: str = option(choice("raise", "respawn"), "raise",
-                                  doc="raise (with pid and signal) or restart the worker")
-    shard_rank: int = option(INT, None, minimum=0, doc="this rank's shard (default: "
-                                                       "caffe.solver_rank() in TRAIN)")
-    shard_count: int = option(INT, None, minimum=1, doc="number of shards (default: "
-                                                        "caffe.solver_count() in TRAIN)")
+    batch_size: int = option(
+        INT, minimum=1, example="64", doc="samples per batch",
+        caffe="`batch_size` (image_data_param, hdf5_data_param)")
+    shuffle: bool = option(
+        BOOL, False, doc="a new permutation every epoch, each sample once per epoch",
+        caffe="`shuffle` (reshuffles at every wrap)")
+    seed: int = option(
+        INT, 0, minimum=0,
+        doc="seeds shuffling and augmentation: the same seed gives the same batches for any "
+            "number of workers",
+        caffe="none (the solver's `random_seed` seeds only Caffe's own RNGs)")
+    workers: int = option(
+        INT, None, minimum=0,
+        doc="worker processes; 0 loads in the layer's own process (debugging); default one "
+            "per core, at most 4",
+        caffe="none (one C++ prefetch thread)")
+    prefetch: int = option(
+        INT, 4, minimum=1, doc="batches prepared ahead, beyond one per worker",
+        caffe="`data_param.prefetch`")
+    start_method: str = option(
+        choice(*START_METHODS), None, doc="how workers start; default fork (see Start methods)")
+    timeout_s: float = option(
+        FLOAT, 300.0, minimum=0.001,
+        doc="fail when no batch arrives for this long although every worker lives")
+    on_worker_death: str = option(
+        choice("raise", "respawn"), "raise",
+        doc="a worker killed or crashed: raise naming its pid and signal, or restart it and "
+            "refill its batches")
+    shard_rank: int = option(
+        INT, None, minimum=0, doc="this process's shard; default `caffe.solver_rank()` in TRAIN",
+        caffe="`caffe.solver_rank()` (pycaffe train.py)")
+    shard_count: int = option(
+        INT, None, minimum=1, doc="number of shards; default `caffe.solver_count()` in TRAIN",
+        caffe="`caffe.solver_count()` (pycaffe train.py)")
     shard_test: bool = option(BOOL, False, doc="shard the TEST net's data too")
-    start_iter: int = option(INT, 0, minimum=0, doc="resume: start with the batches of this "
-                                                    "solver iteration (TRAIN only)")
-    iter_size: int = option(INT, 1, minimum=1, doc="the solver's iter_size, for start_iter")
+    start_iter: int = option(
+        INT, 0, minimum=0,
+        doc="resume: produce the batches of this solver iteration onwards (TRAIN only)",
+        caffe="the iteration resumed by `caffe train --snapshot`")
+    iter_size: int = option(
+        INT, 1, minimum=1, doc="the solver's `iter_size`, for `start_iter`",
+        caffe="solver `iter_size`")
 
     def problems(self) -> list:
         found = []
@@ -69,21 +88,45 @@ class PrefetchParams:
 class ImageListParams(PrefetchParams):
     """ImageListDataLayer: Caffe's ImageData (image_data_param + transform_param)."""
 
-    source: str = option(STR, example="train.txt", doc="list file: one `path label...` per line")
-    root_folder: str = option(STR, "", doc="prepended to every path (plain concatenation)")
-    label_columns: int = option(INT, 1, minimum=0, doc="labels per line (the last columns)")
-    new_height: int = option(INT, 0, minimum=0, doc="resize height (both or neither)")
-    new_width: int = option(INT, 0, minimum=0, doc="resize width (both or neither)")
-    is_color: bool = option(BOOL, True, doc="3-channel BGR, or 1-channel gray")
-    crop_size: int = option(INT, 0, minimum=0, doc="square crop: random in TRAIN, centre in TEST")
-    mirror: bool = option(BOOL, False, doc="random horizontal flip (both phases, as Caffe)")
-    mean_file: str = option(STR, "", doc="mean .binaryproto (or .npy) at the resized size")
-    mean_value: tuple = option(FLOATS, (), doc="one value or one per channel")
-    scale: float = option(FLOAT, 1.0, doc="multiplies (pixel - mean)")
-    on_error: str = option(choice("raise", "skip"), "raise",
-                           doc="a bad image: raise (naming list line and path) or skip it")
-    reduced_decode: bool = option(BOOL, False, doc="decode JPEGs at 1/2, 1/4, 1/8 size when "
-                                                   "that still covers new_height x new_width")
+    source: str = option(
+        STR, example="train.txt", doc="list file: one `path label...` per line",
+        caffe="`image_data_param.source`")
+    root_folder: str = option(
+        STR, "", doc="prepended to every path (plain concatenation)",
+        caffe="`image_data_param.root_folder`")
+    label_columns: int = option(
+        INT, 1, minimum=0, doc="labels per line (its last columns); 0 for none",
+        caffe="none (one integer label)")
+    new_height: int = option(
+        INT, 0, minimum=0, doc="resize height (both sizes or neither)",
+        caffe="`image_data_param.new_height`")
+    new_width: int = option(
+        INT, 0, minimum=0, doc="resize width (both sizes or neither)",
+        caffe="`image_data_param.new_width`")
+    is_color: bool = option(
+        BOOL, True, doc="3-channel BGR, or 1-channel gray", caffe="`image_data_param.is_color`")
+    crop_size: int = option(
+        INT, 0, minimum=0, doc="square crop: random in TRAIN, centre in TEST",
+        caffe="`transform_param.crop_size`")
+    mirror: bool = option(
+        BOOL, False, doc="random horizontal flip, in both phases as in Caffe",
+        caffe="`transform_param.mirror`")
+    mean_file: str = option(
+        STR, "", doc="mean `.binaryproto` (or `.npy`) at the resized size",
+        caffe="`transform_param.mean_file`")
+    mean_value: tuple = option(
+        FLOATS, (), doc="one value, or one per channel", caffe="`transform_param.mean_value`")
+    scale: float = option(
+        FLOAT, 1.0, doc="multiplies (pixel - mean)", caffe="`transform_param.scale`")
+    on_error: str = option(
+        choice("raise", "skip"), "raise",
+        doc="an unreadable image: raise naming list line and path, or replace it by the next "
+            "sample and log it",
+        caffe="none (an unreadable image aborts)")
+    reduced_decode: bool = option(
+        BOOL, False,
+        doc="decode JPEGs at 1/2, 1/4 or 1/8 size when that still covers new_height x "
+            "new_width")
 
     def problems(self) -> list:
         found = super().problems() + check_resize(self.new_height, self.new_width)

@@ -15,7 +15,8 @@ from caffe_layers.errors import CaffeLayersError, ConfigError
 class Toy:
     """Every kind of key, two cross-key checks."""
 
-    size: int = option(INT, minimum=1, maximum=100, example="8", doc="items per batch")
+    size: int = option(INT, minimum=1, maximum=100, example="8", doc="items per batch",
+                       caffe="toy_param.size")
     ratio: float = option(FLOAT, 0.5, minimum=0, maximum=1, doc="a fraction")
     flag: bool = option(BOOL, False)
     name: str = option(STR, "")
@@ -303,10 +304,12 @@ def test_describe_lists_every_key_with_kind_default_and_doc():
     assert [row[0] for row in rows] == ["size", "ratio", "flag", "name", "mean", "tags", "mode",
                                         "limit", "low", "high"]
     by_key = {row[0]: row for row in rows}
-    assert by_key["size"] == ("size", "an integer", "required", "items per batch")
-    assert by_key["ratio"] == ("ratio", "a number", "0.5", "a fraction")
-    assert by_key["mode"] == ("mode", "one of fast, exact", "'fast'", "")
-    assert by_key["limit"] == ("limit", "an integer", "None", "optional, no value by default")
+    assert by_key["size"] == ("size", "an integer", "required", "items per batch",
+                              "toy_param.size")
+    assert by_key["ratio"] == ("ratio", "a number", "0.5", "a fraction", "")
+    assert by_key["mode"] == ("mode", "one of fast, exact", "'fast'", "", "")
+    assert by_key["limit"] == ("limit", "an integer", "None", "optional, no value by default",
+                               "")
     assert by_key["mean"][1:3] == ("a number or a list of numbers", "()")
     assert by_key["tags"][1] == "a string or a list of strings"
     assert by_key["flag"][1:3] == ("true or false", "False")
