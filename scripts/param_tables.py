@@ -1,12 +1,16 @@
-"""Print the README's parameter tables from the layers' params classes (the single source).
+"""The README's parameter tables, generated from the layers' params classes (the single source).
 
-    python scripts/param_tables.py
+    python scripts/param_tables.py            # print them
+    python scripts/param_tables.py --update   # rewrite them in README.md, between the
+                                              # <!-- table: TITLE --> and <!-- end table --> marks
 
 tests/test_readme.py fails when README.md does not contain these tables verbatim.
 """
 
 import dataclasses
+import re
 import sys
+from pathlib import Path
 
 from caffe_layers import params
 from caffe_layers.config import markdown_table
@@ -24,7 +28,25 @@ def tables():
     return found
 
 
-def main():
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def update(text):
+    """``text`` (the README) with every marked table replaced by its generated version."""
+    for title, table in tables():
+        pattern = re.compile(rf"(<!-- table: {re.escape(title)} -->\n).*?(<!-- end table -->)",
+                             re.DOTALL)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no '<!-- table: {title} -->' mark")
+        text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--update"]:
+        README.write_text(update(README.read_text()))
+        return 0
     for title, table in tables():
         print(f"### {title}\n\n{table}\n")
     return 0
