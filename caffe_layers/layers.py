@@ -27,7 +27,14 @@ import traceback
 
 from caffe_layers import config
 from caffe_layers.errors import ConfigError
-from caffe_layers.params import ImageListParams, PrefetchParams
+from caffe_layers.params import (
+    DatasetParams,
+    HDF5Params,
+    ImageListParams,
+    MultiInputParams,
+    NpyParams,
+    PrefetchParams,
+)
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.prefetch import Prefetcher, RoundRobinPlan, SamplePlan
 from caffe_layers.sampling import Order, SampleStream, ShuffledOrder
@@ -108,8 +115,11 @@ class PrefetchDataLayer(caffe.Layer):
         if pipeline.samples is None:
             plan = RoundRobinPlan(params.batch_size)
         else:
-            order = (ShuffledOrder(pipeline.samples, params.seed) if params.shuffle
-                     else Order(pipeline.samples))
+            if params.shuffle and pipeline.shuffled_order is not None:
+                order = pipeline.shuffled_order(params.seed)
+            else:
+                order = (ShuffledOrder(pipeline.samples, params.seed) if params.shuffle
+                         else Order(pipeline.samples))
             plan = SamplePlan(SampleStream(order, params.batch_size, rank, count), params.seed)
         first_batch = params.start_iter * params.iter_size if train else 0
         return Prefetcher(
@@ -154,3 +164,47 @@ class ImageListDataLayer(PrefetchDataLayer):
         from caffe_layers.pipeline import image_list
 
         return image_list.build(params, train)
+
+
+class HDF5DataLayer(PrefetchDataLayer):
+    """Caffe's HDF5Data, streamed: one dataset per top, named by ``tops``; see README."""
+
+    params_class = HDF5Params
+
+    def build(self, params: HDF5Params, train: bool) -> Pipeline:
+        from caffe_layers.pipeline import hdf5
+
+        return hdf5.build(params, train)
+
+
+class NpyDataLayer(PrefetchDataLayer):
+    """One ``<root>/<id>.npy`` per sample, ids and labels from a list file; see README."""
+
+    params_class = NpyParams
+
+    def build(self, params: NpyParams, train: bool) -> Pipeline:
+        from caffe_layers.pipeline import npy
+
+        return npy.build(params, train)
+
+
+class DatasetDataLayer(PrefetchDataLayer):
+    """The user's per-sample dataset class or generator function; see README."""
+
+    params_class = DatasetParams
+
+    def build(self, params: DatasetParams, train: bool) -> Pipeline:
+        from caffe_layers.pipeline import dataset
+
+        return dataset.build(params, train)
+
+
+class MultiInputDataLayer(PrefetchDataLayer):
+    """An image list plus extra tops attached to every sample (``attach``); see README."""
+
+    params_class = MultiInputParams
+
+    def build(self, params: MultiInputParams, train: bool) -> Pipeline:
+        from caffe_layers.pipeline import multi
+
+        return multi.build(params, train)

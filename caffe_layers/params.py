@@ -9,7 +9,20 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from caffe_layers.config import BOOL, FLOAT, FLOATS, INT, STR, choice, option
+from caffe_layers.config import (
+    BOOL,
+    FLOAT,
+    FLOATS,
+    INT,
+    MAPPING,
+    STR,
+    STRS,
+    Kind,
+    build,
+    choice,
+    option,
+)
+from caffe_layers.errors import ConfigError
 from caffe_layers.prefetch import START_METHODS
 from caffe_layers.transforms import check_resize
 
@@ -136,3 +149,182 @@ class ImageListParams(PrefetchParams):
             found.append("reduced_decode: needs new_height and new_width (the size to decode "
                          "for)")
         return found
+
+
+# --- array sources: HDF5, npy, user datasets, multi-input -------------------------------------
+
+
+def _object_path(key: str, value: str | None, what: str) -> list:
+    if value is None:
+        return []
+    module, _, name = value.partition(":")
+    if not module.strip() or not name.strip() or " " in value:
+        return [f"{key}: must be 'module:{what}' (got {value!r}), e.g. {key}: "
+                f"'my_data:{'ShapesDataset' if what == 'Class' else 'samples'}'"]
+    return []
+
+
+def _top_problems(tops: tuple, key: str = "tops") -> list:
+    """Problems with a list of top names (empty, duplicated, blank), as messages."""
+    if not tops:
+        return [f"{key}: give at least one top name"]
+    problems = []
+    if any(not t.strip() for t in tops):
+        problems.append(f"{key}: top names must not be empty (got {list(tops)})")
+    duplicates = sorted({t for t in tops if list(tops).count(t) > 1})
+    if duplicates:
+        problems.append(f"{key}: each top appears once (repeated: {', '.join(duplicates)})")
+    return problems
+
+
+def _normalize_problems(params) -> list:
+    if params.mean_file and params.mean_value:
+        return ["mean_file, mean_value: give one of them, not both"]
+    return []
+
+
+@dataclasses.dataclass(frozen=True)
+class HDF5Params(PrefetchParams):
+    """HDF5DataLayer: Caffe's HDF5Data (hdf5_data_param), streamed, plus mean and scale."""
+
+    source: str = option(STR, example="train_h5.txt",
+                         doc="text file of .h5 paths (whitespace separated, relative to the "
+                             "working directory)")
+    tops: tuple = option(STRS, ("data", "label"),
+                         doc="the dataset read into each top, in top order")
+    shuffle_block: int = option(INT, None, minimum=1,
+                                doc="rows shuffled as one block (default: the chunk length along "
+                                    "axis 0; 1 MiB of rows if contiguous); 1 = uniform shuffle")
+    shuffle_window: int = option(INT, None, minimum=1,
+                                 doc="rows shuffled together after the blocks (default: "
+                                     "max(batch_size, 4 blocks))")
+    mean_file: str = option(STR, "", doc="mean .binaryproto/.npy shaped like one row of the "
+                                         "first top")
+    mean_value: tuple = option(FLOATS, (), doc="subtracted from the first top: one value or one "
+                                               "per channel (axis 1)")
+    scale: float = option(FLOAT, 1.0, doc="multiplies (first top - mean)")
+
+    def problems(self) -> list:
+        found = super().problems() + _top_problems(self.tops) + _normalize_problems(self)
+        for key in ("shuffle_block", "shuffle_window"):
+            if getattr(self, key) is not None and not self.shuffle:
+                found.append(f"{key}: only used with shuffle: true; remove it or set shuffle")
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
+class NpyParams(PrefetchParams):
+    """NpyDataLayer: one ``<root>/<id>.npy`` per sample, ids and labels from a list file."""
+
+    source: str = option(STR, example="train.txt", doc="list file: one `id label...` per line")
+    root: str = option(STR, "", doc="directory of the files: sample `id` is <root>/<id>.npy")
+    label_columns: int = option(INT, 1, minimum=0, doc="labels per line (the last columns)")
+    n_classes: int = option(INT, None, minimum=1, doc="one-hot labels (N, n_classes) from an "
+                                                      "integer label in [0, n_classes)")
+    mean_file: str = option(STR, "", doc="mean .binaryproto/.npy shaped like one sample")
+    mean_value: tuple = option(FLOATS, (), doc="one value or one per channel (the sample's "
+                                               "axis 0)")
+    scale: float = option(FLOAT, 1.0, doc="multiplies (sample - mean)")
+
+    def problems(self) -> list:
+        found = super().problems() + _normalize_problems(self)
+        if self.n_classes is not None and self.label_columns != 1:
+            found.append(f"n_classes: one-hot labels need label_columns: 1 (got "
+                         f"{self.label_columns})")
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetParams(PrefetchParams):
+    """DatasetDataLayer: the user's per-sample dataset class, or a plain generator function."""
+
+    dataset: str = option(STR, None, example="my_data:ShapesDataset",
+                          doc="'module:Class' with __len__ and __getitem__(i, rng) -> {top: "
+                              "array}")
+    generator: str = option(STR, None, example="my_data:samples",
+                            doc="'module:function'; (worker_id, num_workers, rng, **kwargs) "
+                                "-> iterator of {top: array}")
+    kwargs: dict = option(MAPPING, None, doc="keyword arguments for the class or function")
+    tops: tuple = option(STRS, None, doc="the keys read into each top, in top order (default: "
+                                         "the keys of sample 0)")
+
+    def problems(self) -> list:
+        found = super().problems()
+        if (self.dataset is None) == (self.generator is None):
+            found.append("dataset, generator: give exactly one of them")
+        found += _object_path("dataset", self.dataset, "Class")
+        found += _object_path("generator", self.generator, "function")
+        if self.tops is not None:
+            found += _top_problems(self.tops)
+        bad = [k for k in (self.kwargs or {}) if not str(k).isidentifier()]
+        if bad:
+            found.append(f"kwargs: keys must be Python identifiers (got {bad})")
+        if self.generator is not None:
+            for key, default in (("shuffle", False), ("start_iter", 0), ("shard_count", None)):
+                if getattr(self, key) != default:
+                    found.append(f"{key}: a generator is not indexed, so it cannot shuffle, "
+                                 f"resume or shard; use dataset: 'module:Class' instead")
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
+class AttachParams:
+    """One item of MultiInputDataLayer's ``attach``: an extra top drawn for every sample."""
+
+    top: str = option(STR, example="audio", doc="name of the extra top (for messages)")
+    hdf5: str = option(STR, example="feats.h5", doc="the .h5 file holding the rows")
+    dataset: str = option(STR, None, doc="dataset of rows to draw from (default: top)")
+    match: str = option(choice("label", "index"), "label",
+                        doc="label: a random row whose label equals the sample's; index: row "
+                            "i for sample i")
+    label_dataset: str = option(STR, "label", doc="the rows' labels, for match: label")
+    label_column: int = option(INT, 0, minimum=0, doc="which label column of the sample to "
+                                                      "match")
+
+
+def _mapping_list(value) -> tuple:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(MAPPING.convert(item) for item in items)
+
+
+MAPPINGS = Kind("a mapping or a list of mappings", _mapping_list)
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiInputParams(ImageListParams):
+    """MultiInputDataLayer: the image list's keys, plus extra tops attached to every sample."""
+
+    attach: tuple = option(MAPPINGS, example="[{top: feat, hdf5: feats.h5, dataset: features}]",
+                           doc="extra tops, each {top, hdf5, dataset, match, label_dataset, "
+                               "label_column}")
+
+    def attachments(self) -> tuple:
+        """The ``attach`` items as :class:`AttachParams`; ConfigError naming the item."""
+        return tuple(build(AttachParams, item, where=f"attach[{i}]")
+                     for i, item in enumerate(self.attach))
+
+    def problems(self) -> list:
+        found = super().problems()
+        if not self.attach:
+            found.append("attach: give at least one item (or use ImageListDataLayer)")
+        try:
+            items = self.attachments()
+        except ConfigError as exc:
+            return found + [f"attach: {exc}"]
+        found += [f"attach: {p}" for p in _attach_top_problems(items, self.label_columns)]
+        return found
+
+
+def _attach_top_problems(items: tuple, label_columns: int) -> list:
+    names = [item.top for item in items]
+    taken = {"data", "label"} | {f"label{c}" for c in range(label_columns)}
+    problems = _top_problems(names, "top")
+    clash = sorted(set(names) & taken)
+    if clash:
+        problems.append(f"top: {', '.join(clash)} is already a top of the image list; pick "
+                        f"another name")
+    for i, item in enumerate(items):
+        if item.match == "label" and item.label_column >= label_columns:
+            problems.append(f"[{i}] label_column: the list has {label_columns} label column(s), "
+                            f"so match: label needs label_column < {label_columns}")
+    return problems

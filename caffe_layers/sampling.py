@@ -93,3 +93,40 @@ class SampleStream:
     def batches_per_epoch(self) -> float:
         """Batches in one epoch of this shard (a fraction when the batch does not divide it)."""
         return self.epoch_length / self.batch_size
+
+
+class BlockShuffledOrder(Order):
+    """A shuffle that keeps reads local: blocks in random order, then a bounded window shuffle.
+
+    ``block_starts`` are the sorted first indices of consecutive blocks covering ``range(n)``
+    (for HDF5: one block per chunk of rows). Each epoch permutes the blocks, lays their indices
+    end to end, cuts that sequence into windows of ``window`` positions and permutes each window.
+    Every epoch is a permutation of ``range(n)``; a window holds whole blocks except at its two
+    ends, so ``window`` consecutive samples come from at most ``ceil(window / block) + 1``
+    blocks. A pure function of ``(seed, epoch)``, like :class:`ShuffledOrder`.
+    """
+
+    def __init__(self, n: int, block_starts, window: int, seed: int) -> None:
+        super().__init__(n)
+        starts = np.asarray(block_starts, dtype=np.int64)
+        if self.n < 1 or len(starts) == 0 or starts[0] != 0 or np.any(np.diff(starts) <= 0) \
+                or starts[-1] >= self.n:
+            raise ConfigError(f"block_starts must rise strictly from 0 to below n={self.n}")
+        if int(window) < 1:
+            raise ConfigError(f"window must be >= 1 (got {window})")
+        self.starts = starts
+        self.lengths = np.diff(np.append(starts, self.n))
+        self.window = int(window)
+        self.seed = int(seed)
+
+    def __call__(self, epoch: int) -> np.ndarray:
+        entropy = (self.seed, _SHUFFLE_STREAM, int(epoch))
+        rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        blocks = rng.permutation(len(self.starts))
+        lengths = self.lengths[blocks]
+        first_position = np.cumsum(lengths) - lengths
+        sequence = np.repeat(self.starts[blocks] - first_position, lengths)
+        sequence += np.arange(self.n, dtype=np.int64)
+        whole = self.n - self.n % self.window
+        head = rng.permuted(sequence[:whole].reshape(-1, self.window), axis=1).ravel()
+        return np.concatenate([head, rng.permutation(sequence[whole:])])

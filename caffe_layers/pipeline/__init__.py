@@ -9,10 +9,11 @@ it fills, and a one-line description for the layer's setup summary.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Tuple
+from typing import Callable, Dict, Tuple
 
 from caffe_layers.errors import ConfigError
 from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.sampling import Order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,13 +23,16 @@ class Pipeline:
     ``layouts`` maps each accepted number of tops to the output arrays, in top order (e.g. 2 tops:
     data and an ``(N, k)`` label; 1 + k tops: data and one label per column); the producer fills
     whichever arrays it is handed. ``samples`` is the dataset length (None for a generator, which
-    is not indexed).
+    is not indexed). ``shuffled_order``, when set, makes the order for ``shuffle: true`` from the
+    seed (e.g. HDF5's chunk-aware :class:`~caffe_layers.sampling.BlockShuffledOrder`) instead
+    of a uniform permutation.
     """
 
     producer: Producer
     layouts: Dict[int, Tuple[TopSpec, ...]]
     samples: int | None
     description: str
+    shuffled_order: Callable[[int], Order] | None = None
 
     def specs_for(self, tops: int, layer: str) -> Tuple[TopSpec, ...]:
         """The arrays for ``tops`` tops; ConfigError naming the accepted counts otherwise."""

@@ -1,0 +1,243 @@
+"""The user's own data → batches: a per-sample dataset class, or a plain generator function.
+
+``dataset: "module:Class"`` names a class built as ``Class(**kwargs)`` with ``__len__`` and
+``__getitem__(i, rng)`` returning ``{top name: array}``; ``rng`` is the sample's generator (a
+function of seed, epoch and ``i``), so augmentation is the same for any number of workers. The
+class is built once in the layer's process at setup (to read its length and sample 0; its
+``close()`` is called if it has one, before any worker starts) and once in every worker, so a
+file it opens in ``__init__`` is never shared across a fork.
+
+``generator: "module:function"`` is called in every worker as
+``function(worker_id, num_workers, rng, **kwargs)`` and must return an iterator of samples;
+``rng`` is seeded from ``(seed, worker_id, num_workers)``. Batch ``b`` comes from worker
+``b % W``: the output is deterministic for a given number of workers but changes with it. An
+exhausted iterator is started again (the next pass); one that yields nothing is an error.
+
+The tops are named by ``tops`` (default: the keys of sample 0, in order); sample 0 fixes every
+top's shape, and every sample is checked against it (DataError naming the sample and the top).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Mapping, Tuple
+
+import numpy as np
+
+from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.params import DatasetParams
+from caffe_layers.pipeline import Pipeline
+from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.sampling import sample_rng
+from caffe_layers.sources.arrays import as_sample_array
+
+_GENERATOR_STREAM = 3  # seed-sequence word distinct from sampling's shuffle (0) and sample (1)
+
+
+def import_object(spec: str, key: str) -> Any:
+    """The callable named by ``'module:name'`` (``name`` may be dotted); ConfigError if absent."""
+    module_name, _, name = spec.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{key}: cannot import module '{module_name}' ({exc}); it must be "
+                          f"importable through PYTHONPATH (caffe does not add the working "
+                          f"directory)") from exc
+    for part in name.split("."):
+        if not hasattr(target, part):
+            raise ConfigError(f"{key}: module '{module_name}' has no '{name}'")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ConfigError(f"{key}: '{spec}' is a {type(target).__name__}, not a class or "
+                          f"function")
+    return target
+
+
+def generator_rng(seed: int, worker_id: int, num_workers: int) -> np.random.Generator:
+    """The generator function's RNG in worker ``worker_id`` of ``num_workers``."""
+    entropy = (int(seed), _GENERATOR_STREAM, int(worker_id), int(num_workers))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleLayout:
+    """The tops every sample must provide and their shapes (those of sample 0)."""
+
+    tops: Tuple[str, ...]
+    shapes: Tuple[Tuple[int, ...], ...]
+
+    @classmethod
+    def from_first(cls, sample: Any, tops: Tuple[str, ...] | None, where: str) -> SampleLayout:
+        _check_mapping(sample, where)
+        if tops is None:
+            bad = [key for key in sample if not isinstance(key, str)]
+            if bad:
+                raise DataError(f"{where}: keys are top names and must be strings (got {bad})")
+            tops = tuple(sample)
+        if not tops:
+            raise DataError(f"{where}: the sample has no keys; return {{top name: array}}")
+        shapes = tuple(_value(sample, top, where).shape for top in tops)
+        return cls(tuple(tops), shapes)
+
+    def write(self, sample: Any, out: dict, row: int, where: str) -> None:
+        """Check ``sample`` against the layout and write it into row ``row`` of ``out``."""
+        _check_mapping(sample, where)
+        for top, shape in zip(self.tops, self.shapes):
+            array = _value(sample, top, where)
+            if array.shape != shape:
+                raise DataError(f"{where}: top '{top}' has shape {array.shape}, expected {shape} "
+                                f"(the shape of sample 0)")
+            if top in out:
+                out[top][row] = array
+
+    def specs(self, batch_size: int) -> Tuple[TopSpec, ...]:
+        return tuple(TopSpec(top, (batch_size,) + shape)
+                     for top, shape in zip(self.tops, self.shapes))
+
+
+def _check_mapping(sample: Any, where: str) -> None:
+    if not isinstance(sample, Mapping):
+        raise DataError(f"{where}: returned {type(sample).__name__}, expected a dict of "
+                        f"top name -> array")
+
+
+def _value(sample: Mapping, top: str, where: str) -> np.ndarray:
+    if top not in sample:
+        keys = ", ".join(map(repr, sample)) or "none"
+        raise DataError(f"{where}: has no key '{top}' (keys: {keys}); every sample needs one "
+                        f"value per top")
+    return as_sample_array(sample[top], where, top)
+
+
+def _close(obj: Any) -> None:
+    close = getattr(obj, "close", None)
+    if callable(close):
+        close()
+
+
+class DatasetProducer(Producer):
+    """Runs the user's dataset class; each process builds its own instance in ``open``."""
+
+    def __init__(self, spec: str, kwargs: dict, layout: SampleLayout, length: int) -> None:
+        self.spec = spec
+        self.kwargs = kwargs
+        self.layout = layout
+        self.length = length
+        self._dataset = None
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, _dataset=None)
+
+    def open(self, worker_id: int, num_workers: int) -> None:
+        self._dataset = import_object(self.spec, "dataset")(**self.kwargs)
+        length = len(self._dataset)
+        if length != self.length:
+            raise DataError(f"dataset '{self.spec}': this instance has {length} samples, the one "
+                            f"built at setup had {self.length}; len() must not change")
+
+    def fill(self, out: dict, task) -> None:
+        for row, index, rng in task:
+            sample = self._dataset.__getitem__(index, rng)
+            self.layout.write(sample, out, row, f"dataset '{self.spec}' sample {index}")
+
+    def close(self) -> None:
+        if self._dataset is not None:
+            _close(self._dataset)
+            self._dataset = None
+
+
+class GeneratorProducer(Producer):
+    """Runs the user's generator function; every worker has its own iterator."""
+
+    def __init__(self, spec: str, kwargs: dict, layout: SampleLayout, seed: int) -> None:
+        self.spec = spec
+        self.kwargs = kwargs
+        self.layout = layout
+        self.seed = seed
+        self._iterator = None
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, _iterator=None)
+
+    def open(self, worker_id: int, num_workers: int) -> None:
+        self.worker_id, self.num_workers = worker_id, num_workers
+        self._function = import_object(self.spec, "generator")
+        self._rng = generator_rng(self.seed, worker_id, num_workers)
+        self._iterator = self._start()
+        self.count = 0
+
+    def _start(self):
+        return iter(self._function(self.worker_id, self.num_workers, self._rng, **self.kwargs))
+
+    def _next(self) -> Any:
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            _close(self._iterator)
+            self._iterator = self._start()  # the next pass
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            raise DataError(f"generator '{self.spec}' in worker {self.worker_id} yields no "
+                            f"samples") from None
+
+    def fill(self, out: dict, task) -> None:
+        for row, _, _ in task:
+            where = f"generator '{self.spec}' worker {self.worker_id} sample {self.count}"
+            self.layout.write(self._next(), out, row, where)
+            self.count += 1
+
+    def close(self) -> None:
+        if self._iterator is not None:
+            _close(self._iterator)
+            self._iterator = None
+
+
+def _probe_dataset(params: DatasetParams, kwargs: dict) -> Tuple[SampleLayout, int]:
+    dataset = import_object(params.dataset, "dataset")(**kwargs)
+    try:
+        try:
+            length = len(dataset)
+        except TypeError:
+            raise ConfigError(f"dataset: '{params.dataset}' has no __len__; give the class "
+                              f"__len__ and __getitem__(i, rng)") from None
+        if length < 1:
+            raise DataError(f"dataset '{params.dataset}': len() is {length}; it needs samples")
+        sample = dataset.__getitem__(0, sample_rng(params.seed, 0, 0))
+        where = f"dataset '{params.dataset}' sample 0"
+        return SampleLayout.from_first(sample, params.tops, where), length
+    finally:
+        _close(dataset)
+
+
+def _probe_generator(params: DatasetParams, kwargs: dict) -> SampleLayout:
+    function = import_object(params.generator, "generator")
+    workers = max(1, params.worker_count)
+    iterator = iter(function(0, workers, generator_rng(params.seed, 0, workers), **kwargs))
+    try:
+        sample = next(iterator)
+    except StopIteration:
+        raise DataError(f"generator '{params.generator}' yields no samples") from None
+    finally:
+        _close(iterator)
+    return SampleLayout.from_first(sample, params.tops, f"generator '{params.generator}' "
+                                                        f"sample 0")
+
+
+def build(params: DatasetParams, train: bool) -> Pipeline:
+    """Build an instance here, read sample 0 and fix the top shapes; raise before any worker."""
+    kwargs = dict(params.kwargs or {})
+    if params.dataset is not None:
+        layout, length = _probe_dataset(params, kwargs)
+        producer: Producer = DatasetProducer(params.dataset, kwargs, layout, length)
+        samples: int | None = length
+        what = f"{length} samples of dataset '{params.dataset}'"
+    else:
+        layout = _probe_generator(params, kwargs)
+        producer = GeneratorProducer(params.generator, kwargs, layout, params.seed)
+        samples = None
+        what = f"generator '{params.generator}' (one per worker; batch b from worker b % W)"
+    specs = layout.specs(params.batch_size)
+    shapes = ", ".join(f"{top} {shape}" for top, shape in zip(layout.tops, layout.shapes))
+    return Pipeline(producer, {len(specs): specs}, samples, f"{what}: {shapes}")

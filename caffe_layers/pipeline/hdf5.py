@@ -1,0 +1,97 @@
+"""HDF5 files → batches: Caffe's HDF5Data, streamed a batch at a time from each worker.
+
+Each worker opens its own h5py handles on first use (never inherited through a fork), reads a
+batch's rows file by file in increasing order (see :mod:`caffe_layers.sources.hdf5`), converts
+them to float32 and scatters them into the batch rows. Memory per worker is one batch of rows
+plus bounded chunk caches, whatever the size of the files.
+
+With ``shuffle: true`` the order is :class:`~caffe_layers.sampling.BlockShuffledOrder` over the
+files' chunks: blocks of ``shuffle_block`` rows (default: the chunk length of each file's widest
+dataset) in random order, then a shuffle within windows of ``shuffle_window`` rows.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from caffe_layers.params import HDF5Params
+from caffe_layers.pipeline import Pipeline
+from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.sampling import BlockShuffledOrder
+from caffe_layers.sources.arrays import Normalizer
+from caffe_layers.sources.hdf5 import HDF5Files, HDF5Reader
+
+BLOCKS_PER_WINDOW = 4
+
+
+class HDF5Producer(Producer):
+    """Fills every top's rows from the HDF5 files; handles are opened in the filling process."""
+
+    def __init__(self, files: HDF5Files, normalizer: Normalizer, window: int = 0) -> None:
+        self.files = files
+        self.normalizer = normalizer
+        self.window = window
+        self._reader: HDF5Reader | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_reader"] = None  # h5py handles never travel to another process
+        return state
+
+    def open(self, worker_id: int, num_workers: int) -> None:
+        self._reader = HDF5Reader(self.files, self.window)
+
+    def fill(self, out: dict, task) -> None:
+        self.read(task.indices, out)
+
+    def read(self, indices: np.ndarray, out: dict) -> None:
+        """Samples ``indices`` into ``out`` (``{top: float32 batch}``), normalising the first top.
+        """
+        self._reader.read(indices, out)
+        first = self.files.tops[0]
+        if self.normalizer.active and first in out:
+            self.normalizer.apply(out[first])
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def _window(params: HDF5Params, block: int) -> int:
+    return params.shuffle_window or max(params.batch_size, BLOCKS_PER_WINDOW * block)
+
+
+def _check_first_sample(producer: HDF5Producer) -> None:
+    """Read and normalise sample 0 here, so that an unreadable file fails in setup."""
+    files = producer.files
+    out = {top: np.empty((1,) + files.row_shape(top), np.float32) for top in files.tops}
+    producer.open(0, 1)
+    try:
+        producer.read(np.zeros(1, np.int64), out)
+    finally:
+        producer.close()
+
+
+def build(params: HDF5Params, train: bool) -> Pipeline:
+    """Scan the files, check every dataset's shape, read sample 0; raise here, not in a worker."""
+    files = HDF5Files.scan(params.source, params.tops)
+    first = params.tops[0]
+    normalizer = Normalizer.from_params(params.mean_file, params.mean_value, params.scale,
+                                        files.row_shape(first), first)
+    starts, block = files.block_starts(params.shuffle_block)
+    window = _window(params, block)
+    producer = HDF5Producer(files, normalizer, window if params.shuffle else 0)
+    _check_first_sample(producer)
+    specs = tuple(TopSpec(top, (params.batch_size,) + files.row_shape(top))
+                  for top in params.tops)
+    description = files.describe()
+    if params.shuffle:
+        description += f", shuffled in blocks of up to {block} rows within windows of {window}"
+    if normalizer.active:
+        description += f", {first}: {normalizer.describe()}"
+    order = functools.partial(BlockShuffledOrder, len(files), starts, window)
+    return Pipeline(producer, {len(specs): specs}, len(files), description,
+                    shuffled_order=order)

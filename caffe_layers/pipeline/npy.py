@@ -1,0 +1,115 @@
+"""``.npy`` samples → batches: one ``<root>/<id>.npy`` per list line, labels from the list.
+
+The list file has Caffe's image-list syntax (``id label...``, split at the last separators; see
+:mod:`caffe_layers.sources.image_list`). The first sample fixes the data top's shape and the
+dtype every sample must have; values are converted to float32, then ``(x - mean) * scale``.
+Labels go into a ``(N,)`` or ``(N, k)`` top, one ``(N,)`` top per column, or with ``n_classes``
+a one-hot ``(N, n_classes)`` top.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from caffe_layers.errors import DataError
+from caffe_layers.params import NpyParams
+from caffe_layers.pipeline import Pipeline
+from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.sources.arrays import Normalizer, is_numeric
+from caffe_layers.sources.image_list import ImageList
+from caffe_layers.sources.npy import check_sample, describe_dtype, read_npy, sample_path
+
+_MAX_REPORTED = 10
+
+
+class NpyProducer(Producer):
+    """Fills data and label rows from the samples of an :class:`ImageList` of ids."""
+
+    def __init__(self, samples: ImageList, root: str, shape: tuple, dtype: np.dtype,
+                 normalizer: Normalizer, n_classes: int | None = None) -> None:
+        self.samples = samples
+        self.root = root
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.normalizer = normalizer
+        self.n_classes = n_classes
+
+    def path(self, index: int) -> str:
+        return sample_path(self.root, self.samples.path(index))
+
+    def load(self, index: int, out: np.ndarray) -> None:
+        """Read sample ``index``, check its shape and dtype, write it into ``out`` as float32."""
+        path, where = self.path(index), self.samples.where(index)
+        array = read_npy(path, where)
+        check_sample(array, self.shape, self.dtype, path, where)
+        out[...] = array
+
+    def fill(self, out: dict, task) -> None:
+        data = out["data"]
+        for row, index, _ in task:
+            self.load(index, data[row])
+            self._write_labels(out, row, index)
+        self.normalizer.apply(data)
+
+    def _write_labels(self, out: dict, row: int, index: int) -> None:
+        labels = self.samples.labels[index]
+        if "label" in out:
+            if self.n_classes is not None:
+                out["label"][row] = 0
+                out["label"][row, int(labels[0])] = 1
+            else:
+                out["label"][row] = labels if out["label"].ndim == 2 else labels[0]
+        for column in range(len(labels)):
+            name = f"label{column}"
+            if name in out:
+                out[name][row] = labels[column]
+
+
+def check_classes(samples: ImageList, n_classes: int) -> None:
+    """DataError listing the lines whose label is not an integer in ``[0, n_classes)``."""
+    labels = samples.labels[:, 0]
+    bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels >= n_classes))
+    if len(bad):
+        shown = ", ".join(f"{samples.where(int(i))} ({labels[i]:g})" for i in bad[:_MAX_REPORTED])
+        more = f" and {len(bad) - _MAX_REPORTED} more" if len(bad) > _MAX_REPORTED else ""
+        raise DataError(f"n_classes: {n_classes}: one-hot labels must be integers in [0, "
+                        f"{n_classes}); {len(bad)} line(s) are not: {shown}{more}")
+
+
+def _layouts(data: TopSpec, batch: int, columns: int, n_classes: int | None) -> dict:
+    if columns == 0:
+        return {1: (data,)}
+    if n_classes is not None:
+        return {1: (data,), 2: (data, TopSpec("label", (batch, n_classes)))}
+    layouts = {1: (data,), 2: (data, TopSpec("label", (batch,) if columns == 1
+                                                else (batch, columns)))}
+    if columns > 1:
+        layouts[1 + columns] = (data,) + tuple(TopSpec(f"label{c}", (batch,))
+                                               for c in range(columns))
+    return layouts
+
+
+def build(params: NpyParams, train: bool) -> Pipeline:
+    """Read the list, load sample 0 to fix shape and dtype; raise here rather than in a worker."""
+    samples = ImageList.read(params.source, "", params.label_columns)
+    if params.n_classes is not None:
+        check_classes(samples, params.n_classes)
+    first_path = sample_path(params.root, samples.path(0))
+    first = read_npy(first_path, samples.where(0))
+    if not is_numeric(first.dtype):
+        raise DataError(f"{samples.where(0)}: '{first_path}' holds {describe_dtype(first.dtype)}"
+                        f" values; tops are float32, so store numbers (bool, integer or float)")
+    normalizer = Normalizer.from_params(params.mean_file, params.mean_value, params.scale,
+                                        first.shape, "data")
+    producer = NpyProducer(samples, params.root, first.shape, first.dtype, normalizer,
+                           params.n_classes)
+    producer.load(0, np.empty(first.shape, np.float32))
+    data = TopSpec("data", (params.batch_size,) + first.shape)
+    layouts = _layouts(data, params.batch_size, params.label_columns, params.n_classes)
+    description = (f"{len(samples)} .npy samples ({describe_dtype(first.dtype)} "
+                   f"{first.shape}) listed in {params.source}")
+    if params.n_classes is not None:
+        description += f", one-hot labels of {params.n_classes} classes"
+    if normalizer.active:
+        description += f", {normalizer.describe()}"
+    return Pipeline(producer, layouts, len(samples), description)

@@ -1,0 +1,111 @@
+"""Helpers shared by the array sources (HDF5, npy, user datasets): dtype checks and mean/scale.
+
+Caffe's tops are float32 and its HDF5 layer converts integer data to float; every array source
+here does the same and refuses what has no sensible float value (strings, objects, complex).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from caffe_layers.errors import ConfigError, DataError
+
+NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, floating point: all convert to float32
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def is_numeric(dtype: np.dtype) -> bool:
+    """Whether values of ``dtype`` convert to float32 the way Caffe's would (bool, int, float)."""
+    return np.dtype(dtype).kind in NUMERIC_KINDS
+
+
+def as_sample_array(value, where: str, top: str) -> np.ndarray:
+    """``value`` (array, number or nested list) as a numeric ndarray; DataError naming ``where``."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise DataError(f"{where}: top '{top}' is not an array ({exc})") from None
+    if not is_numeric(array.dtype):
+        raise DataError(f"{where}: top '{top}' has dtype {array.dtype}; tops are float32, so give "
+                        f"numbers (bool, integer or float arrays)")
+    return array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Normalizer:
+    """``(x - mean) * scale`` in place on a float32 batch, Caffe's DataTransformer order.
+
+    ``mean`` is None, or a float32 array broadcastable to one row (a mean value per channel is
+    shaped ``(C, 1, ..., 1)``); ``scale`` is rounded to float32 as Caffe's proto field.
+    """
+
+    mean: np.ndarray | None = None
+    scale: float = 1.0
+
+    @classmethod
+    def from_params(cls, mean_file: str, mean_value: Sequence[float], scale: float,
+                    row_shape: Tuple[int, ...], top: str) -> Normalizer:
+        """Check the mean against the shape of one row of ``top``; ConfigError saying how to fix.
+        """
+        if not math.isfinite(scale) or abs(scale) > _FLOAT32_MAX:
+            raise ConfigError(f"scale: must be a finite float32 number (got {scale!r})")
+        if mean_file and len(mean_value):
+            raise ConfigError("mean_file, mean_value: give one of them, not both")
+        mean = None
+        if mean_file:
+            mean = _mean_from_file(mean_file, row_shape, top)
+        elif len(mean_value):
+            mean = _mean_from_values(mean_value, row_shape, top)
+        return cls(mean, float(np.float32(scale)))
+
+    @property
+    def active(self) -> bool:
+        return self.mean is not None or self.scale != 1.0
+
+    def apply(self, batch: np.ndarray) -> None:
+        """Normalise every row of the float32 ``batch`` in place."""
+        if self.mean is not None:
+            np.subtract(batch, self.mean, out=batch)
+        if self.scale != 1.0:
+            np.multiply(batch, np.float32(self.scale), out=batch)
+
+    def describe(self) -> str:
+        parts = []
+        if self.mean is not None:
+            parts.append("mean subtracted")
+        if self.scale != 1.0:
+            parts.append(f"scaled by {self.scale:g}")
+        return ", ".join(parts)
+
+
+def _mean_from_values(values: Sequence[float], row_shape: Tuple[int, ...], top: str) -> np.ndarray:
+    means = np.array(values, np.float32)
+    if not np.all(np.isfinite(means)):
+        raise ConfigError(f"mean_value: must be finite numbers (got {list(values)})")
+    if len(means) == 1:
+        return means.reshape(())
+    channels = row_shape[0] if row_shape else 1
+    if not row_shape or len(means) != channels:
+        raise ConfigError(f"mean_value: give 1 value or one per channel (axis 1 of top '{top}', "
+                          f"whose rows are shaped {row_shape}); got {len(means)} values")
+    return means.reshape((channels,) + (1,) * (len(row_shape) - 1))
+
+
+def _mean_from_file(path: str, row_shape: Tuple[int, ...], top: str) -> np.ndarray:
+    from caffe_layers.binaryproto import read_mean
+
+    try:
+        mean = read_mean(os.fspath(path))
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+    if mean.shape != tuple(row_shape):
+        raise ConfigError(f"mean_file: '{path}' holds a {mean.shape} mean but the rows of top "
+                          f"'{top}' are shaped {tuple(row_shape)}; compute the mean over rows of "
+                          f"that shape")
+    mean.flags.writeable = False
+    return mean

@@ -1,0 +1,258 @@
+"""Sample data for the array-source layers: files written into a directory, datasets, generators.
+
+Tests import the writers; the classes and generators are named in ``param_str`` (``dataset:
+"sample_datasets:RowIds"``), so this module must be importable by workers (it is: tests/ is on
+``sys.path`` under pytest, and on ``PYTHONPATH`` for the runner's subprocesses).
+
+Run it to write the data of the examples in ``prototxt/`` into a directory::
+
+    python tests/sample_datasets.py demo_data
+    cp prototxt/hdf5_*.prototxt demo_data && cd demo_data
+    PYTHONPATH=..:../tests python -m caffe_layers.testing.runner hdf5_solver.prototxt
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+# --- HDF5 ----------------------------------------------------------------------------------------
+
+
+def id_rows(ids: np.ndarray, row_shape=(3,)) -> np.ndarray:
+    """Rows that encode their id, ``row.flat[j] == id * 10 + j``: a row shows where it came from.
+    """
+    width = int(np.prod(row_shape))
+    return (np.asarray(ids)[:, None] * 10 + np.arange(width)).reshape((len(ids),) + row_shape)
+
+
+def write_id_h5(path, first: int, count: int, *, chunks=None, row_shape=(3,),
+                data_dtype="float32", label_dtype="float64", compression=None) -> str:
+    """An .h5 file with rows ``first ... first + count - 1``: ``data`` (id rows), ``label`` (ids).
+    """
+    import h5py
+
+    ids = np.arange(first, first + count)
+    with h5py.File(path, "w") as f:
+        data_chunks = None if chunks is None or count == 0 else (chunks,) + tuple(row_shape)
+        f.create_dataset("data", data=id_rows(ids, row_shape).astype(data_dtype),
+                         chunks=data_chunks, compression=compression)
+        f.create_dataset("label", data=ids.astype(label_dtype),
+                         chunks=None if chunks is None or count == 0 else (chunks,))
+    return str(path)
+
+
+def write_h5_source(directory, sizes=(37, 50, 13), chunks=(None, 8, 1), name="list.txt",
+                    **options) -> tuple:
+    """Files of ``sizes`` rows with ``chunks`` layouts and their list; ``(list path, total)``."""
+    directory = Path(directory)
+    paths, first = [], 0
+    for number, (count, chunk) in enumerate(zip(sizes, chunks)):
+        paths.append(write_id_h5(directory / f"part{number}.h5", first, count, chunks=chunk,
+                                 **options))
+        first += count
+    listing = directory / name
+    listing.write_text("\n".join(paths) + "\n")
+    return str(listing), first
+
+
+# --- npy -----------------------------------------------------------------------------------------
+
+
+def write_npy_samples(directory, count: int, shape=(2, 3), dtype="float32", classes: int = 4,
+                      name="list.txt") -> str:
+    """``<directory>/npy/s<i>.npy`` filled with ``i`` and a list of ``s<i> <i % classes>``."""
+    root = Path(directory) / "npy"
+    root.mkdir(exist_ok=True)
+    lines = []
+    for i in range(count):
+        np.save(root / f"s{i}.npy", np.full(shape, i, dtype))
+        lines.append(f"s{i} {i % classes}")
+    listing = Path(directory) / name
+    listing.write_text("\n".join(lines) + "\n")
+    return str(listing)
+
+
+# --- images + features (multi-input) -------------------------------------------------------------
+
+
+def write_image_list(directory, count: int, classes: int = 3, size: int = 8,
+                     name="images.txt") -> str:
+    """Tiny PNG images ``images/img<i>.png`` (pixel value ``i``) and a list of
+    ``<path> <i % classes>`` lines."""
+    import cv2
+
+    lines = []
+    (Path(directory) / "images").mkdir(exist_ok=True)
+    for i in range(count):
+        path = Path(directory) / "images" / f"img{i}.png"
+        assert cv2.imwrite(str(path), np.full((size, size, 3), i % 256, np.uint8))
+        lines.append(f"{path} {i % classes}")
+    listing = Path(directory) / name
+    listing.write_text("\n".join(lines) + "\n")
+    return str(listing)
+
+
+def write_features(path, count: int, classes: int = 3, width: int = 4, chunks=None) -> str:
+    """``features`` rows ``[label, row, ...]`` and ``labels``: row r has label ``r % classes``."""
+    import h5py
+
+    rows = np.arange(count)
+    labels = rows % classes
+    features = np.zeros((count, width), np.float32)
+    features[:, 0], features[:, 1] = labels, rows
+    with h5py.File(path, "w") as f:
+        f.create_dataset("features", data=features,
+                         chunks=None if chunks is None else (chunks, width))
+        f.create_dataset("labels", data=labels.astype(np.int64))
+    return str(path)
+
+
+# --- user datasets and generators ----------------------------------------------------------------
+
+
+class RowIds:
+    """Sample ``i``: ``data`` full of ``i``, ``label`` ``i``, ``noise`` from the sample's RNG, and
+    ``pid``, the process that built this instance."""
+
+    def __init__(self, n: int = 10, shape=(2,)) -> None:
+        self.n = n
+        self.shape = tuple(shape)
+        self.pid = os.getpid()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i, rng):
+        return {"data": np.full(self.shape, i, np.float32), "label": i,
+                "noise": rng.random(2), "pid": self.pid}
+
+
+class BadShapeAt(RowIds):
+    """Like RowIds, but sample ``bad`` has a ``data`` one element too long."""
+
+    def __init__(self, n: int = 10, bad: int = 7) -> None:
+        super().__init__(n)
+        self.bad = bad
+
+    def __getitem__(self, i, rng):
+        sample = super().__getitem__(i, rng)
+        if i == self.bad:
+            sample["data"] = np.zeros(len(self.shape) + 2)
+        return sample
+
+
+class Closing(RowIds):
+    """Appends ``close <pid>`` to ``log`` when closed."""
+
+    def __init__(self, log: str, n: int = 10) -> None:
+        super().__init__(n)
+        self.log = log
+
+    def close(self) -> None:
+        with open(self.log, "a") as f:
+            f.write(f"close {os.getpid()}\n")
+
+
+class Returns:
+    """Three samples, each exactly ``value`` (to test what the layer refuses)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, i, rng):
+        return self.value
+
+
+class NoLength:
+    """Has ``__getitem__`` but no ``__len__``."""
+
+    def __init__(self, n: int = 0) -> None:
+        self.n = n
+
+    def __getitem__(self, i, rng):
+        return {"data": i}
+
+
+class Shapes:
+    """The example dataset: ``data`` (3, size, size) noise plus a bright square, ``label`` its
+    quadrant (0-3)."""
+
+    def __init__(self, n: int = 64, size: int = 8) -> None:
+        self.n, self.size = n, size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i, rng):
+        half = self.size // 2
+        label = i % 4
+        image = rng.normal(0, 0.1, (3, self.size, self.size)).astype(np.float32)
+        top, left = (label // 2) * half, (label % 2) * half
+        image[:, top:top + half, left:left + half] += 1
+        return {"data": image, "label": label}
+
+
+def counting(worker_id, num_workers, rng, limit=None):
+    """Yields ``data = [worker_id, count, num_workers]``, ``label = rng.random()``; ``limit``
+    samples per pass (endless without it)."""
+    count = 0
+    while limit is None or count < limit:
+        yield {"data": [worker_id, count, num_workers], "label": rng.random()}
+        count += 1
+
+
+def nothing(worker_id, num_workers, rng):
+    """A generator that yields no sample."""
+    return iter(())
+
+
+def noise_samples(worker_id, num_workers, rng, size=8):
+    """The example generator: endless ``Shapes``-like samples drawn from the worker's RNG."""
+    shapes = Shapes(4, size)
+    while True:
+        yield shapes.__getitem__(int(rng.integers(4)), rng)
+
+
+# --- the examples' data --------------------------------------------------------------------------
+
+
+def write_examples(directory) -> None:
+    """Everything the prototxt/*_solver.prototxt examples read, into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    images_shape = (3, 8, 8)
+    train = [write_id_h5(directory / f"hdf5_train_{i}.h5", i * 96, 96, chunks=16,
+                         row_shape=images_shape) for i in range(2)]
+    (directory / "hdf5_train.txt").write_text("\n".join(os.path.basename(p) for p in train))
+    write_id_h5(directory / "hdf5_test.h5", 0, 32, row_shape=images_shape)
+    (directory / "hdf5_test.txt").write_text("hdf5_test.h5\n")
+    _relabel(directory, [*train, str(directory / "hdf5_test.h5")])
+    write_npy_samples(directory, 48, shape=images_shape, name="npy_train.txt")
+    (directory / "npy_test.txt").write_text((directory / "npy_train.txt").read_text())
+    cwd = os.getcwd()
+    os.chdir(directory)  # the image list holds paths relative to the data directory
+    try:
+        write_image_list(".", 24, classes=4, name="multi_images.txt")
+        write_features("multi_feats.h5", 40, classes=4, chunks=8)
+    finally:
+        os.chdir(cwd)
+
+
+def _relabel(directory: Path, paths) -> None:
+    """Labels 0-3 (the examples' nets have 4 classes) instead of row ids."""
+    import h5py
+
+    for path in paths:
+        with h5py.File(path, "r+") as f:
+            f["label"][...] = f["label"][...] % 4
+
+
+if __name__ == "__main__":
+    write_examples(sys.argv[1] if len(sys.argv) > 1 else "demo_data")

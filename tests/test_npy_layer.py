@@ -1,0 +1,218 @@
+"""NpyDataLayer on real ``.npy`` files in ``tmp_path``, through ``caffe.Net``.
+
+Sample ``i`` is ``npy/s<i>.npy`` filled with ``i`` and labelled ``i % 4`` (sample_datasets).
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from layer_nets import (
+    assert_epochs_exactly_once,
+    assert_example_ran,
+    data_net,
+    forward,
+    read,
+    run_example,
+    setup_error,
+)
+from sample_datasets import write_examples, write_npy_samples
+
+from caffe_layers.errors import ConfigError, DataError, WorkerError
+
+LAYER = "NpyDataLayer"
+N = 23
+
+
+def samples(tmp_path, count=N, **options):
+    return write_npy_samples(tmp_path, count, **options)
+
+
+def params(listing: str, root, **keys) -> str:
+    keys = {"source": listing, "root": root, "batch_size": 5, **keys}
+    return "{" + ", ".join(f"{k}: {v}" for k, v in keys.items()) + "}"
+
+
+def ids_of(out: dict, shape=(2, 3)) -> np.ndarray:
+    """The sample ids of ``out`` after checking each sample's data and label."""
+    ids = out["data"].reshape(len(out["data"]), -1)[:, 0].astype(np.int64)
+    assert np.array_equal(out["data"], np.broadcast_to(
+        ids.reshape((-1,) + (1,) * len(shape)), (len(ids),) + shape))
+    assert np.array_equal(out["label"], ids % 4)
+    return ids
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_three_epochs_exactly_once(tmp_path, workers, shuffle):
+    listing = samples(tmp_path)
+    with data_net(tmp_path, LAYER, params(listing, tmp_path / "npy", workers=workers,
+                                          shuffle=str(shuffle).lower())) as net:
+        assert tuple(net.blobs["data"].shape) == (5, 2, 3)
+        assert tuple(net.blobs["label"].shape) == (5,)
+        ids = ids_of(forward(net, 14))
+    assert_epochs_exactly_once(ids, N, epochs=3)
+    assert (ids[:N].tolist() == list(range(N))) is not shuffle
+
+
+def test_the_same_batches_for_any_worker_count(tmp_path):
+    listing = samples(tmp_path)
+    runs = [ids_of(read(tmp_path, LAYER, params(listing, tmp_path / "npy", workers=w,
+                                                shuffle="true", seed=9), 6)) for w in (0, 2)]
+    assert runs[0].tolist() == runs[1].tolist()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int64", "float64", "bool"])
+def test_numbers_of_any_dtype_become_float32(tmp_path, dtype):
+    listing = samples(tmp_path, 3, dtype=dtype, classes=1)
+    out = read(tmp_path, LAYER, params(listing, tmp_path / "npy", batch_size=3), 1)
+    expected = np.array([0, 1, 2], dtype).astype(np.float32)
+    assert out["data"].dtype == np.float32
+    assert out["data"][:, 0, 0].tolist() == expected.tolist()
+
+
+def test_one_hot_labels(tmp_path):
+    listing = samples(tmp_path, 8)
+    with data_net(tmp_path, LAYER, params(listing, tmp_path / "npy", batch_size=8,
+                                          n_classes=5)) as net:
+        assert tuple(net.blobs["label"].shape) == (8, 5)
+        out = forward(net, 1)
+    expected = np.zeros((8, 5), np.float32)
+    expected[np.arange(8), np.arange(8) % 4] = 1
+    assert np.array_equal(out["label"], expected)
+
+
+@pytest.mark.parametrize(("label", "shown"), [("4", "(4)"), ("-1", "(-1)"), ("1.5", "(1.5)")])
+def test_one_hot_labels_must_be_classes(tmp_path, label, shown):
+    listing = samples(tmp_path, 3)
+    with open(listing, "a") as f:
+        f.write(f"s0 {label}\n")
+    error = setup_error(tmp_path, LAYER, params(listing, tmp_path / "npy", n_classes=4))
+    assert isinstance(error, DataError)
+    assert "one-hot labels must be integers in [0, 4); 1 line(s) are not" in str(error)
+    assert f"{listing}:4 {shown}" in str(error)
+
+
+def test_one_hot_needs_one_label_column(tmp_path):
+    listing = samples(tmp_path, 3)
+    error = setup_error(tmp_path, LAYER, params(listing, tmp_path / "npy", n_classes=4,
+                                                label_columns=2))
+    assert isinstance(error, ConfigError)
+    assert "n_classes: one-hot labels need label_columns: 1" in str(error)
+
+
+def test_several_label_columns(tmp_path):
+    samples(tmp_path, 4)
+    (tmp_path / "two.txt").write_text("".join(f"s{i} {i} {10 * i}\n" for i in range(4)))
+    keys = params(tmp_path / "two.txt", tmp_path / "npy", batch_size=4, label_columns=2)
+    out = read(tmp_path, LAYER, keys, 1)
+    assert out["label"].tolist() == [[i, 10 * i] for i in range(4)]
+    split = read(tmp_path, LAYER, keys, 1, tops=("data", "label0", "label1"))
+    assert split["label1"].tolist() == [0, 10, 20, 30]
+    only_data = read(tmp_path, LAYER, keys, 1, tops=("data",))
+    assert only_data["data"][:, 0, 0].tolist() == [0, 1, 2, 3]
+
+
+def test_mean_and_scale(tmp_path):
+    listing = samples(tmp_path, 4, shape=(2, 1, 1))
+    out = read(tmp_path, LAYER, params(listing, tmp_path / "npy", batch_size=4,
+                                       mean_value="[1, 2]", scale=2), 1)
+    ids = np.arange(4, dtype=np.float32)
+    assert out["data"][:, 0, 0, 0].tolist() == ((ids - 1) * 2).tolist()
+    assert out["data"][:, 1, 0, 0].tolist() == ((ids - 2) * 2).tolist()
+
+
+def test_ids_without_root_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    samples(tmp_path, 2)
+    (tmp_path / "list.txt").write_text("npy/s1 1\nnpy/s0 0\n")
+    monkeypatch.chdir(tmp_path)
+    out = read(tmp_path, LAYER, "{source: list.txt, batch_size: 2, workers: 0}", 1)
+    assert out["data"][:, 0, 0].tolist() == [1, 0]
+
+
+# --- every sample must look like the first ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (np.zeros((2, 3), np.float64), "holds a float64 array of shape (2, 3), but every sample must "
+                                   "be float32 (2, 3) like the first one"),
+    (np.zeros((3, 2), np.float32), "holds a float32 array of shape (3, 2), but every sample must "
+                                   "be float32 (2, 3)"),
+    (np.zeros((2, 3), ">f4"), "holds a float32 ('>f4') array"),
+])
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_sample_unlike_the_first_fails_naming_it(tmp_path, bad, message, workers):
+    listing = samples(tmp_path, 10)
+    np.save(tmp_path / "npy" / "s7.npy", bad)
+    expected = WorkerError if workers else DataError
+    with data_net(tmp_path, LAYER, params(listing, tmp_path / "npy", workers=workers)) as net, \
+            pytest.raises(expected) as info:
+        forward(net, 3)  # sample 7 is in batch 1 (a worker may fail before batch 0 is used)
+    text = str(info.value)
+    assert f"{listing}:8: '{tmp_path / 'npy' / 's7.npy'}' {message}" in text
+
+
+def test_a_pickled_object_array_is_refused(tmp_path):
+    listing = samples(tmp_path, 3)
+    np.save(tmp_path / "npy" / "s0.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    error = setup_error(tmp_path, LAYER, params(listing, tmp_path / "npy"))
+    assert isinstance(error, DataError)
+    assert f"{listing}:1: '{tmp_path / 'npy' / 's0.npy'}' is not a readable .npy array" in \
+        str(error)
+
+
+def test_a_pickle_disguised_as_npy_is_never_unpickled(tmp_path):
+    listing = samples(tmp_path, 3)
+    marker = tmp_path / "unpickled"
+    payload = pickle.dumps(Marker(str(marker)))
+    (tmp_path / "npy" / "s0.npy").write_bytes(payload)
+    error = setup_error(tmp_path, LAYER, params(listing, tmp_path / "npy"))
+    assert isinstance(error, DataError)
+    assert not marker.exists()
+
+
+class Marker:
+    """Unpickling it would create a file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "does not exist"),
+    (b"\x93NUMPY garbage", "is not a readable .npy array"),
+    ("npz", "is an .npz archive"),
+    ("text", "holds <U3 values; tops are float32"),
+])
+def test_unreadable_first_samples(tmp_path, content, message):
+    listing = samples(tmp_path, 3)
+    path = tmp_path / "npy" / "s0.npy"
+    if content is None:
+        path.unlink()
+    elif content == "npz":
+        with open(path, "wb") as f:
+            np.savez(f, a=np.zeros(2))
+    elif content == "text":
+        np.save(path, np.array(["abc", "de"]))
+    else:
+        path.write_bytes(content)
+    error = setup_error(tmp_path, LAYER, params(listing, tmp_path / "npy"))
+    assert isinstance(error, DataError)
+    assert f"{listing}:1: " in str(error)
+    assert message in str(error)
+
+
+def test_missing_list(tmp_path):
+    error = setup_error(tmp_path, LAYER, params(tmp_path / "nope.txt", tmp_path))
+    assert isinstance(error, ConfigError)
+    assert "does not exist" in str(error)
+
+
+def test_the_example_runs(tmp_path):
+    write_examples(tmp_path)
+    assert_example_ran(run_example(tmp_path, "npy"))
