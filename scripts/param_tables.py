@@ -38,7 +38,7 @@ def update(text):
                              re.DOTALL)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no '<!-- table: {title} -->' mark")
-        text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
+        text = pattern.sub(lambda m, table=table: m.group(1) + table + "\n" + m.group(2), text)
     return text
 
 

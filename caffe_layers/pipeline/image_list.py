@@ -18,6 +18,7 @@ import numpy as np
 from caffe_layers.errors import DataError
 from caffe_layers.params import ImageListParams
 from caffe_layers.pipeline import Pipeline
+from caffe_layers.pipeline.labels import label_layouts, write_labels
 from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.sources.image_list import ImageList
 from caffe_layers.sources.images import check_size, read_image
@@ -66,7 +67,7 @@ class ImageListProducer(Producer):
         data = out["data"]
         for row, index, rng in task:
             used = self._load(index, rng, data[row], skipped)
-            self._write_labels(out, row, used)
+            write_labels(out, row, self.images.labels[used])
         return {"skipped": skipped} if skipped else None
 
     def load(self, index: int, rng: np.random.Generator, out: np.ndarray) -> None:
@@ -91,26 +92,6 @@ class ImageListProducer(Producer):
                 skipped.append((candidate, str(exc)))
         raise DataError(f"on_error: skip gave up after {MAX_SKIPS_IN_A_ROW + 1} unreadable images "
                         f"in a row, starting at {self.images.where(index)}; is root_folder right?")
-
-    def _write_labels(self, out: dict, row: int, index: int) -> None:
-        labels = self.images.labels[index]
-        if "label" in out:
-            out["label"][row] = labels if out["label"].ndim == 2 else labels[0]
-        for column in range(len(labels)):
-            name = f"label{column}"
-            if name in out:
-                out[name][row] = labels[column]
-
-
-def _layouts(data: TopSpec, batch: int, columns: int) -> dict:
-    if columns == 0:
-        return {1: (data,)}
-    label_shape = (batch,) if columns == 1 else (batch, columns)
-    layouts = {1: (data,), 2: (data, TopSpec("label", label_shape))}
-    if columns > 1:
-        layouts[1 + columns] = (data,) + tuple(TopSpec(f"label{c}", (batch,))
-                                               for c in range(columns))
-    return layouts
 
 
 def _first_image(images: ImageList, params: ImageListParams) -> tuple:
@@ -143,5 +124,5 @@ def build(params: ImageListParams, train: bool) -> Pipeline:
     producer = ImageListProducer(images, transform, params, first.shape[:2])
     producer.load(first_index, np.random.default_rng(0), np.empty(shape, np.float32))
     data = TopSpec("data", (params.batch_size,) + tuple(shape))
-    return Pipeline(producer, _layouts(data, params.batch_size, params.label_columns),
+    return Pipeline(producer, label_layouts(data, params.batch_size, params.label_columns),
                     len(images), f"{len(images)} images from {params.source}")

@@ -14,6 +14,7 @@ import numpy as np
 from caffe_layers.errors import DataError
 from caffe_layers.params import NpyParams
 from caffe_layers.pipeline import Pipeline
+from caffe_layers.pipeline.labels import label_layouts, write_labels
 from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.sources.arrays import Normalizer, is_numeric
 from caffe_layers.sources.image_list import ImageList
@@ -48,21 +49,8 @@ class NpyProducer(Producer):
         data = out["data"]
         for row, index, _ in task:
             self.load(index, data[row])
-            self._write_labels(out, row, index)
+            write_labels(out, row, self.samples.labels[index], self.n_classes)
         self.normalizer.apply(data)
-
-    def _write_labels(self, out: dict, row: int, index: int) -> None:
-        labels = self.samples.labels[index]
-        if "label" in out:
-            if self.n_classes is not None:
-                out["label"][row] = 0
-                out["label"][row, int(labels[0])] = 1
-            else:
-                out["label"][row] = labels if out["label"].ndim == 2 else labels[0]
-        for column in range(len(labels)):
-            name = f"label{column}"
-            if name in out:
-                out[name][row] = labels[column]
 
 
 def check_classes(samples: ImageList, n_classes: int) -> None:
@@ -74,19 +62,6 @@ def check_classes(samples: ImageList, n_classes: int) -> None:
         more = f" and {len(bad) - _MAX_REPORTED} more" if len(bad) > _MAX_REPORTED else ""
         raise DataError(f"n_classes: {n_classes}: one-hot labels must be integers in [0, "
                         f"{n_classes}); {len(bad)} line(s) are not: {shown}{more}")
-
-
-def _layouts(data: TopSpec, batch: int, columns: int, n_classes: int | None) -> dict:
-    if columns == 0:
-        return {1: (data,)}
-    if n_classes is not None:
-        return {1: (data,), 2: (data, TopSpec("label", (batch, n_classes)))}
-    layouts = {1: (data,), 2: (data, TopSpec("label", (batch,) if columns == 1
-                                                else (batch, columns)))}
-    if columns > 1:
-        layouts[1 + columns] = (data,) + tuple(TopSpec(f"label{c}", (batch,))
-                                               for c in range(columns))
-    return layouts
 
 
 def build(params: NpyParams, train: bool) -> Pipeline:
@@ -105,7 +80,7 @@ def build(params: NpyParams, train: bool) -> Pipeline:
                            params.n_classes)
     producer.load(0, np.empty(first.shape, np.float32))
     data = TopSpec("data", (params.batch_size,) + first.shape)
-    layouts = _layouts(data, params.batch_size, params.label_columns, params.n_classes)
+    layouts = label_layouts(data, params.batch_size, params.label_columns, params.n_classes)
     description = (f"{len(samples)} .npy samples ({describe_dtype(first.dtype)} "
                    f"{first.shape}) listed in {params.source}")
     if params.n_classes is not None:
