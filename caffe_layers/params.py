@@ -189,9 +189,10 @@ class HDF5Params(PrefetchParams):
 
     source: str = option(STR, example="train_h5.txt",
                          doc="text file of .h5 paths (whitespace separated, relative to the "
-                             "working directory)")
+                             "working directory)", caffe="`hdf5_data_param.source`")
     tops: tuple = option(STRS, ("data", "label"),
-                         doc="the dataset read into each top, in top order")
+                         doc="the dataset read into each top, in top order",
+                         caffe="the layer's top names")
     shuffle_block: int = option(INT, None, minimum=1,
                                 doc="rows shuffled as one block (default: the chunk length along "
                                     "axis 0; 1 MiB of rows if contiguous); 1 = uniform shuffle")
@@ -199,10 +200,13 @@ class HDF5Params(PrefetchParams):
                                  doc="rows shuffled together after the blocks (default: "
                                      "max(batch_size, 4 blocks))")
     mean_file: str = option(STR, "", doc="mean .binaryproto/.npy shaped like one row of the "
-                                         "first top")
+                                         "first top",
+                            caffe="none (HDF5Data refuses transform_param)")
     mean_value: tuple = option(FLOATS, (), doc="subtracted from the first top: one value or one "
-                                               "per channel (axis 1)")
-    scale: float = option(FLOAT, 1.0, doc="multiplies (first top - mean)")
+                                               "per channel (axis 1)",
+                               caffe="none (HDF5Data refuses transform_param)")
+    scale: float = option(FLOAT, 1.0, doc="multiplies (first top - mean)",
+                          caffe="none (HDF5Data refuses transform_param)")
 
     def problems(self) -> list:
         found = super().problems() + _top_problems(self.tops) + _normalize_problems(self)

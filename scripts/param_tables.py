@@ -17,14 +17,16 @@ from caffe_layers.config import markdown_table
 
 
 def tables():
-    """(title, markdown table) for the shared keys and each layer's own keys."""
+    """(title, markdown table) for the shared keys and each layer's own keys (those it adds to
+    the class it extends)."""
     found = [("Keys every layer takes", markdown_table(params.PrefetchParams))]
     for name in dir(params):
         cls = getattr(params, name)
         if (isinstance(cls, type) and dataclasses.is_dataclass(cls)
                 and issubclass(cls, params.PrefetchParams) and cls is not params.PrefetchParams):
             title = cls.__doc__.split(":")[0].strip()
-            found.append((title, markdown_table(cls, without=params.PrefetchParams)))
+            found.append((title, markdown_table(cls, without=cls.__bases__[0])))
+    found.append(("MultiInputDataLayer attach items", markdown_table(params.AttachParams)))
     return found
 
 
