@@ -22,6 +22,7 @@ without a traceback (contract §3), so every method prints its traceback to stde
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 import traceback
 
@@ -37,7 +38,7 @@ from caffe_layers.params import (
 )
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.prefetch import Prefetcher, RoundRobinPlan, SamplePlan
-from caffe_layers.sampling import Order, SampleStream, ShuffledOrder
+from caffe_layers.sampling import SampleStream
 from caffe_layers.testing import import_caffe
 
 caffe = import_caffe()
@@ -61,13 +62,17 @@ def _printing_errors(method):
 class PrefetchDataLayer(caffe.Layer):
     """Base of the data layers: ``param_str`` → pipeline → prefetch engine → tops.
 
-    Subclasses set ``params_class`` and implement ``build(params, train) -> Pipeline``.
+    Subclasses set ``params_class`` and ``pipeline``, the module of :mod:`caffe_layers.pipeline`
+    whose ``build(params, train) -> Pipeline`` opens their source (imported at setup, so that
+    importing this module stays light).
     """
 
     params_class = PrefetchParams
+    pipeline = ""
 
     def build(self, params, train: bool) -> Pipeline:
-        raise NotImplementedError
+        return importlib.import_module(f"caffe_layers.pipeline.{self.pipeline}").build(params,
+                                                                                      train)
 
     @_printing_errors
     def setup(self, bottom, top) -> None:
@@ -115,11 +120,7 @@ class PrefetchDataLayer(caffe.Layer):
         if pipeline.samples is None:
             plan = RoundRobinPlan(params.batch_size)
         else:
-            if params.shuffle and pipeline.shuffled_order is not None:
-                order = pipeline.shuffled_order(params.seed)
-            else:
-                order = (ShuffledOrder(pipeline.samples, params.seed) if params.shuffle
-                         else Order(pipeline.samples))
+            order = pipeline.order(params.shuffle, params.seed)
             plan = SamplePlan(SampleStream(order, params.batch_size, rank, count), params.seed)
         first_batch = params.start_iter * params.iter_size if train else 0
         return Prefetcher(
@@ -159,52 +160,32 @@ class ImageListDataLayer(PrefetchDataLayer):
     """Caffe's ImageData, from a list of ``path label...`` lines; see README for the keys."""
 
     params_class = ImageListParams
-
-    def build(self, params: ImageListParams, train: bool) -> Pipeline:
-        from caffe_layers.pipeline import image_list
-
-        return image_list.build(params, train)
+    pipeline = "image_list"
 
 
 class HDF5DataLayer(PrefetchDataLayer):
     """Caffe's HDF5Data, streamed: one dataset per top, named by ``tops``; see README."""
 
     params_class = HDF5Params
-
-    def build(self, params: HDF5Params, train: bool) -> Pipeline:
-        from caffe_layers.pipeline import hdf5
-
-        return hdf5.build(params, train)
+    pipeline = "hdf5"
 
 
 class NpyDataLayer(PrefetchDataLayer):
     """One ``<root>/<id>.npy`` per sample, ids and labels from a list file; see README."""
 
     params_class = NpyParams
-
-    def build(self, params: NpyParams, train: bool) -> Pipeline:
-        from caffe_layers.pipeline import npy
-
-        return npy.build(params, train)
+    pipeline = "npy"
 
 
 class DatasetDataLayer(PrefetchDataLayer):
     """The user's per-sample dataset class or generator function; see README."""
 
     params_class = DatasetParams
-
-    def build(self, params: DatasetParams, train: bool) -> Pipeline:
-        from caffe_layers.pipeline import dataset
-
-        return dataset.build(params, train)
+    pipeline = "dataset"
 
 
 class MultiInputDataLayer(PrefetchDataLayer):
     """An image list plus extra tops attached to every sample (``attach``); see README."""
 
     params_class = MultiInputParams
-
-    def build(self, params: MultiInputParams, train: bool) -> Pipeline:
-        from caffe_layers.pipeline import multi
-
-        return multi.build(params, train)
+    pipeline = "multi"

@@ -13,7 +13,7 @@ from typing import Callable, Dict, Tuple
 
 from caffe_layers.errors import ConfigError
 from caffe_layers.prefetch import Producer, TopSpec
-from caffe_layers.sampling import Order
+from caffe_layers.sampling import Order, ShuffledOrder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,3 +43,11 @@ class Pipeline:
             raise ConfigError(f"{layer} has {tops} top(s) but takes {accepted}; fix the number "
                               f"of `top:` lines of the layer in the prototxt")
         return self.layouts[tops]
+
+    def order(self, shuffle: bool, seed: int) -> Order:
+        """The epoch order of an indexed source: identity, uniform or its own shuffled order."""
+        if not shuffle:
+            return Order(self.samples)
+        if self.shuffled_order is not None:
+            return self.shuffled_order(seed)
+        return ShuffledOrder(self.samples, seed)
