@@ -40,6 +40,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without an install
+sys.path.insert(0, str(REPO / "scripts"))
+from bench_common import proc_status_kib  # noqa: E402
+
 ROW = (3, 32, 32)
 ROW_BYTES = int(np.prod(ROW)) * 4
 CHUNK_ROWS = 64
@@ -61,13 +64,8 @@ def available_memory() -> int:
 
 def status(pid: int) -> dict:
     """``VmHWM``, ``VmRSS`` and ``RssShmem`` of ``pid`` in bytes."""
-    found = {}
-    with open(f"/proc/{pid}/status") as lines:
-        for line in lines:
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS", "RssShmem"):
-                found[key] = int(value.split()[0]) * 1024
-    return found
+    found = proc_status_kib(pid, ("VmHWM", "VmRSS", "RssShmem"))
+    return {key: kib * 1024 for key, kib in found.items()}
 
 
 # --- writing files ------------------------------------------------------------------------------

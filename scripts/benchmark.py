@@ -23,6 +23,10 @@ On a busy machine, ``--repeat R`` measures in R interleaved rounds and keeps eac
 The floor (issue): with one worker per core the layer reaches 0.85 x limit and beats both
 peers. Exit status 0 even when a floor is missed (this is a measurement), 2 on bad arguments,
 1 on errors.
+
+The pieces live beside this file: ``bench_workload`` (the generated images and the per-image
+work), ``bench_report`` (the table, the floor check, the plot) and ``bench_common`` (/proc
+readers, the progress bar); this file measures and holds the command line.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import dataclasses
 import io
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -44,239 +47,33 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from baselines import KerasQueueLoader, TorchLoader  # noqa: E402
+from bench_common import children_cpu_s, stage, staged_progress  # noqa: E402
+from bench_report import (  # noqa: E402
+    Row,
+    cpu_lines,
+    cpu_model,
+    floor_check,
+    plot,
+    table_lines,
+    versions,
+)
+from bench_workload import (  # noqa: E402
+    PREFETCH,
+    QUICK,
+    UsageError,
+    Work,
+    Workload,
+    cores,
+    layer_params,
+    make_dataset,
+    reuse_dataset,
+    warm_page_cache,
+)
 
-PREFETCH = 4  # the layer's default prefetch (batches beyond one per worker)
 KERAS_MAX_QUEUE = 10  # keras 1.x fit_generator's max_q_size default
-FLOOR_RATIO = 0.85
-LIST_NAME = "list.txt"
-MARKER_NAME = "workload.json"  # what a --data directory was generated for
-
-
-class UsageError(Exception):
-    """Bad input found after parsing the arguments (exit status 2)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Workload:
-    """The images generated and the layer's settings (the issue's ImageNet-like defaults)."""
-
-    images: int = 512
-    image_wh: tuple = (500, 375)
-    quality: int = 90
-    new_hw: int = 256
-    crop: int = 227
-    batch: int = 64
-    batches: int = 40
-    mean: tuple = (104.0, 117.0, 123.0)
-
-
-QUICK = Workload(images=16, image_wh=(160, 120), new_hw=64, crop=56, batch=8, batches=3)
-
-
-@dataclasses.dataclass
-class Row:
-    """One loader at one worker count; times are per batch, ``ratio`` is to the limit."""
-
-    loader: str
-    workers: int | None
-    images_per_s: float
-    median_batch_ms: float
-    consumer_cpu_ms: float
-    workers_cpu_ms: float
-    ratio: float = 0.0
-
-
-def cores() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-# ------------------------------------------------------------------------ progress and dataset
-
-class Progress:
-    """A one-line bar on stderr when it is a terminal; one line per stage otherwise."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.total, self.done, self.label = max(total, 1), 0, label
-        self.tty = sys.stderr.isatty()
-        self.stage(label)
-
-    def stage(self, label: str) -> None:
-        self.label = label
-        if self.tty:
-            self._draw()
-        else:
-            print(f"benchmark: {label}", file=sys.stderr, flush=True)
-
-    def tick(self) -> None:
-        self.done += 1
-        if self.tty:
-            self._draw()
-
-    def _draw(self) -> None:
-        filled = int(30 * self.done / self.total)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} "
-                         f"{self.label[:50]:<50}")
-        sys.stderr.flush()
-
-    def finish(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
-
-
-def natural_image(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """BGR uint8: smooth structure at four scales plus sensor-like noise (~100 KB at q90)."""
-    import cv2
-
-    image = np.full((height, width, 3), 128.0, np.float32)
-    for cells, amplitude in ((4, 80.0), (16, 40.0), (60, 30.0), (180, 28.0)):
-        field = rng.normal(0, 1, (cells, cells * 4 // 3 + 1, 3)).astype(np.float32)
-        image += amplitude * cv2.resize(field, (width, height), interpolation=cv2.INTER_CUBIC)
-    image += rng.normal(0, 8, image.shape).astype(np.float32)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def make_dataset(directory: str, work: Workload) -> None:
-    """``work.images`` JPEGs and a ``path label`` list file in ``directory``."""
-    import cv2
-
-    rng = np.random.default_rng(2012)
-    progress = Progress(work.images, f"generating {work.images} JPEGs in {directory}")
-    lines = []
-    for i in range(work.images):
-        name = f"img_{i:05d}.jpg"
-        ok, encoded = cv2.imencode(".jpg", natural_image(rng, *work.image_wh),
-                                   [cv2.IMWRITE_JPEG_QUALITY, work.quality])
-        if not ok:
-            raise OSError(f"OpenCV could not encode {name}")
-        with open(os.path.join(directory, name), "wb") as f:
-            f.write(encoded.tobytes())
-        lines.append(f"{name} {i % 1000}\n")
-        progress.tick()
-    progress.finish()
-    with open(os.path.join(directory, LIST_NAME), "w") as f:
-        f.writelines(lines)
-    with open(os.path.join(directory, MARKER_NAME), "w") as f:  # last: marks the set complete
-        json.dump(_image_spec(work), f)
-
-
-def _image_spec(work: Workload) -> dict:
-    return {"images": work.images, "image_wh": list(work.image_wh), "quality": work.quality}
-
-
-def reuse_dataset(directory: str, work: Workload) -> bool:
-    """Whether ``directory`` holds this workload's images; UsageError if it holds others."""
-    marker = os.path.join(directory, MARKER_NAME)
-    if not os.path.isfile(marker):
-        if os.path.exists(os.path.join(directory, LIST_NAME)):
-            raise UsageError(f"--data: {directory!r} has a {LIST_NAME} but no {MARKER_NAME}: it "
-                             f"was not made by this script (or not finished); give an empty or "
-                             f"new directory")
-        return False
-    with open(marker) as f:
-        found = json.load(f)
-    if found != _image_spec(work):
-        raise UsageError(f"--data: {directory!r} holds images made for {found}, this run needs "
-                         f"{_image_spec(work)}; give another directory or delete it")
-    return True
-
-
-def warm_page_cache(directory: str) -> tuple:
-    """Read every listed image once, so every loader reads from memory; (images, mean bytes)."""
-    sizes = []
-    with open(os.path.join(directory, LIST_NAME)) as listing:
-        for line in listing:
-            if line.strip():
-                with open(os.path.join(directory, line.split()[0]), "rb") as f:
-                    sizes.append(len(f.read()))
-    return len(sizes), sum(sizes) / max(len(sizes), 1)
-
-
-# ------------------------------------------------------------------------------ the same work
-
-def layer_params(directory: str, work: Workload, workers: int) -> dict:
-    """The layer's param_str keys for this workload."""
-    return {"source": os.path.join(directory, LIST_NAME), "root_folder": directory + os.sep,
-            "batch_size": work.batch, "new_height": work.new_hw, "new_width": work.new_hw,
-            "crop_size": work.crop, "mirror": True, "mean_value": list(work.mean),
-            "shuffle": True, "seed": 0, "workers": workers, "prefetch": PREFETCH}
-
-
-class Work:
-    """The layer's producer, plan and labels, built by the layer's own code."""
-
-    def __init__(self, directory: str, work: Workload) -> None:
-        from caffe_layers import config
-        from caffe_layers.params import ImageListParams
-        from caffe_layers.pipeline import image_list
-        from caffe_layers.prefetch import SamplePlan
-        from caffe_layers.prefetch.worker import keep_freed_memory
-        from caffe_layers.sampling import SampleStream, ShuffledOrder
-
-        params = config.load(ImageListParams, json.dumps(layer_params(directory, work, 0)),
-                             where="benchmark param_str")
-        pipeline = image_list.build(params, train=True)
-        self.producer = pipeline.producer
-        self.samples = pipeline.samples
-        self.labels = self.producer.images.labels
-        self.seed = params.seed
-        self.plan = SamplePlan(SampleStream(ShuffledOrder(self.samples, params.seed),
-                                            params.batch_size), params.seed)
-        self.shape = tuple(pipeline.layouts[2][0].shape)
-        # As in the layer's workers: OpenCV single-threaded, freed memory kept for reuse. Set
-        # here only; the limit runs here and keras' and torch's workers inherit both through
-        # fork (a forked child must not reconfigure OpenCV's thread pool: that can hang).
-        self.producer.open(0, 1)
-        keep_freed_memory()
-
-    def fill(self, number: int, data: np.ndarray, label: np.ndarray) -> None:
-        """Batch ``number`` of the layer's plan, loaded row by row into ``data``/``label``."""
-        for row, index, rng in self.plan.task(number):
-            self.producer.load(index, rng, data[row])
-            label[row] = self.labels[index][0]
-
-    def make_batch(self, number: int) -> tuple:
-        """A fresh batch, as a keras generator yields one (the keras baseline)."""
-        data = np.empty(self.shape, np.float32)
-        label = np.empty(self.shape[0], np.float32)
-        self.fill(number, data, label)
-        return data, label
-
-    def get_item(self, i: int) -> tuple:
-        """Sample ``i`` as a fresh array and its label (the torch Dataset's ``__getitem__``)."""
-        from caffe_layers.sampling import sample_rng
-
-        index, epoch = i % self.samples, i // self.samples
-        out = np.empty(self.shape[1:], np.float32)
-        self.producer.load(index, sample_rng(self.seed, epoch, index), out)
-        return out, int(self.labels[index][0])
 
 
 # --------------------------------------------------------------------------------- measuring
-
-def _children(pid: int) -> list:
-    """Pids of ``pid``'s child processes."""
-    found = []
-    with contextlib.suppress(OSError):
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as children:
-                found += [int(child) for child in children.read().split()]
-    return found
-
-
-def children_cpu_s() -> float:
-    """CPU seconds used so far by this process's children (the loaders' workers)."""
-    total = 0
-    for child in _children(os.getpid()):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            with open(f"/proc/{child}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
-
 
 class Clock:
     """Wall and consumer CPU after every batch; the workers' CPU where the timing starts and ends.
@@ -419,116 +216,21 @@ def measure_all(args: argparse.Namespace, directory: str, workload: Workload,
     limit = ("one process", None, lambda w, c: measure_limit(work, c))
     plan = [limit] + [(name, w, loaders[name]) for w in args.workers for name in loaders]
     total = args.repeat * sum(warmup_for(args, w or 0) + workload.batches for _, w, _ in plan)
-    progress = Progress(total, "measuring")
     best: dict = {}
-    for round_number in range(args.repeat):
-        for name, workers, measure in plan:
-            progress.stage(f"round {round_number + 1}/{args.repeat}: {name}"
-                           + ("" if workers is None else f", {workers} workers"))
-            warm = warmup_for(args, workers or 0)
-            clock = Clock(warm, warm + workload.batches, progress.tick)
-            measure(workers, clock)
-            row = clock.row(name, workers, workload.batch)
-            if (name, workers) not in best or row.images_per_s > best[name, workers].images_per_s:
-                best[name, workers] = row
-    progress.finish()
+    with staged_progress(total, "measuring") as bar:
+        for round_number in range(args.repeat):
+            for name, workers, measure in plan:
+                stage(bar, f"round {round_number + 1}/{args.repeat}: {name}"
+                      + ("" if workers is None else f", {workers} workers"))
+                warm = warmup_for(args, workers or 0)
+                clock = Clock(warm, warm + workload.batches, bar.advance)
+                measure(workers, clock)
+                row = clock.row(name, workers, workload.batch)
+                if ((name, workers) not in best
+                        or row.images_per_s > best[name, workers].images_per_s):
+                    best[name, workers] = row
     rows = list(best.values())
     return rows[0], rows[1:]
-
-
-def floor_check(rows: list, limit: float, per_core: int) -> tuple:
-    """("PASS" | "FAIL" | "not checked", lines): the floors at one worker per core."""
-    at = {row.loader: row for row in rows if row.workers == per_core}
-    layer = at.get("caffe_layers")
-    if layer is None:
-        return "not checked", [f"FLOOR: not checked: one worker per core ({per_core}) is not "
-                               f"among --workers"]
-    checks = [(f"caffe_layers {layer.ratio:.2f} x limit (floor {FLOOR_RATIO})",
-               layer.images_per_s >= FLOOR_RATIO * limit)]
-    for peer in ("keras queue", "torch DataLoader"):
-        if peer in at:
-            speedup = layer.images_per_s / at[peer].images_per_s
-            checks.append((f"{speedup:.2f} x {peer} (floor > 1)", speedup > 1))
-    lines = [f"floor at {per_core} workers (one per core):"]
-    lines += [f"  {text}: {'PASS' if ok else 'FAIL'}" for text, ok in checks]
-    status = "PASS" if all(ok for _, ok in checks) else "FAIL"
-    return status, lines + [f"FLOOR: {status}"]
-
-
-def versions(torch_version: str | None) -> str:
-    import cv2
-
-    parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}",
-             f"OpenCV {cv2.__version__}"]
-    if torch_version:
-        parts.append(f"torch {torch_version}")
-    return ", ".join(parts)
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def table_lines(single: Row, rows: list, limit: float, per_core: int) -> list:
-    lines = [f"{'':<35}{'--- ms per batch: ---':>40}",
-             f"{'loader':<18}{'workers':>8}{'img/s':>9}{'x limit':>9}{'median':>10}"
-             f"{'CPU consumer':>14}{'CPU workers':>13}",
-             f"{'limit':<18}{'-':>8}{limit:9.0f}{1:9.2f}   = {single.images_per_s:.0f} img/s "
-             f"in one process x {per_core} cores"]
-    for row in [single] + rows:
-        workers = "-" if row.workers is None else str(row.workers)
-        lines.append(f"{row.loader:<18}{workers:>8}{row.images_per_s:9.0f}{row.ratio:9.2f}"
-                     f"{row.median_batch_ms:10.1f}{row.consumer_cpu_ms:14.1f}"
-                     f"{row.workers_cpu_ms:13.1f}")
-    return lines
-
-
-def cpu_lines(single: Row, rows: list, per_core: int, batch: int) -> list:
-    """Where the time goes at one worker per core: CPU per batch against the one-process loop.
-
-    ``bound`` is the rate the loader's CPU cost allows if its processes get every core, as a
-    ratio to the limit: the gap between it and the measured ratio is time the cores idled or
-    were taken by other processes, not work the loader did.
-    """
-    single_ms = 1e3 * batch / single.images_per_s
-    lines = []
-    for row in rows:
-        if row.workers == per_core and row.workers:
-            cpu = row.consumer_cpu_ms + row.workers_cpu_ms
-            lines.append(f"  {row.loader}: {row.consumer_cpu_ms:.1f} + {row.workers_cpu_ms:.1f} "
-                         f"= {cpu:.1f} ms ({cpu / single_ms:.2f} x), bound "
-                         f"{single_ms / cpu:.2f} x limit, measured {row.ratio:.2f} x")
-    if not lines:
-        return []
-    return [f"CPU per batch at {per_core} workers (consumer + workers) against {single_ms:.1f} ms "
-            f"wall in one process:"] + lines
-
-
-def plot(path: str, single: Row, rows: list, limit: float, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
-    for loader in dict.fromkeys(row.loader for row in rows):
-        mine = [row for row in rows if row.loader == loader]
-        axes.plot([r.workers for r in mine], [r.images_per_s for r in mine], "o-", label=loader)
-    axes.axhline(limit, color="black", linestyle="--", label="limit (1 process x cores)")
-    axes.axhline(single.images_per_s, color="gray", linestyle=":", label="1 process")
-    axes.set_title(title, fontsize="medium")
-    axes.set_xlabel("worker processes")
-    axes.set_ylabel("images/s")
-    axes.set_xticks(sorted({row.workers for row in rows}))
-    axes.set_ylim(0, 1.4 * max([limit] + [row.images_per_s for row in rows]))
-    axes.legend(loc="upper left", ncol=2, fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 # ---------------------------------------------------------------------------- command line

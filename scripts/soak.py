@@ -18,29 +18,23 @@ import time
 import cv2
 import numpy as np
 
-from caffe_layers.testing import import_caffe
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import proc_status_kib, write_jpeg_list  # noqa: E402
+
+from caffe_layers.testing import import_caffe  # noqa: E402
 
 
 def memory_kib(pid):
     """(VmRSS, RssAnon) of ``pid`` in KiB."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "RssAnon"):
-                fields[key] = int(value.split()[0])
+    fields = proc_status_kib(pid, ("VmRSS", "RssAnon"))
     return fields["VmRSS"], fields["RssAnon"]
 
 
 def make_dataset(folder, count, seed=0):
     rng = np.random.default_rng(seed)
-    lines = []
-    for i in range(count):
-        image = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (5, 5), 0)
-        cv2.imwrite(os.path.join(folder, f"{i}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        lines.append(f"{i}.jpg {i % 10}\n")
-    with open(os.path.join(folder, "train.txt"), "w") as listing:
-        listing.writelines(lines)
+    samples = ((f"{i}.jpg", cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
+                                             (5, 5), 0), i % 10) for i in range(count))
+    write_jpeg_list(folder, "train.txt", samples, quality=90)
 
 
 def write_net(folder, workers, batch_size):
