@@ -15,15 +15,22 @@ import numpy as np
 
 from caffe_layers.errors import ConfigError
 
-# Distinct words in the seed sequences: the shuffle and the per-sample streams never collide.
-_SHUFFLE_STREAM = 0
-_SAMPLE_STREAM = 1
+# The second word of every seed sequence, one per use, so that no two random streams collide.
+SHUFFLE_STREAM = 0  # epoch orders: (seed, SHUFFLE_STREAM, epoch)
+SAMPLE_STREAM = 1  # a sample's augmentation: (seed, SAMPLE_STREAM, epoch, index)
+ATTACH_STREAM = 2  # MultiInputDataLayer's attached rows: (seed, ATTACH_STREAM, epoch, index, item)
+GENERATOR_STREAM = 3  # a user generator: (seed, GENERATOR_STREAM, worker_id, num_workers)
+
+
+def stream_rng(seed: int, stream: int, *words: int) -> np.random.Generator:
+    """The generator of ``(seed, stream, *words)``: the same in every process and run."""
+    entropy = (int(seed), stream) + tuple(int(word) for word in words)
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The augmentation RNG of sample ``index`` in ``epoch``: the same in every process."""
-    entropy = (int(seed), _SAMPLE_STREAM, int(epoch), int(index))
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+    return stream_rng(seed, SAMPLE_STREAM, epoch, index)
 
 
 class Order:
@@ -44,8 +51,7 @@ class ShuffledOrder(Order):
         self.seed = int(seed)
 
     def __call__(self, epoch: int) -> np.ndarray:
-        entropy = (self.seed, _SHUFFLE_STREAM, int(epoch))
-        return np.random.default_rng(np.random.SeedSequence(entropy)).permutation(self.n)
+        return stream_rng(self.seed, SHUFFLE_STREAM, epoch).permutation(self.n)
 
 
 class SampleStream:
@@ -120,8 +126,7 @@ class BlockShuffledOrder(Order):
         self.seed = int(seed)
 
     def __call__(self, epoch: int) -> np.ndarray:
-        entropy = (self.seed, _SHUFFLE_STREAM, int(epoch))
-        rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        rng = stream_rng(self.seed, SHUFFLE_STREAM, epoch)
         blocks = rng.permutation(len(self.starts))
         lengths = self.lengths[blocks]
         first_position = np.cumsum(lengths) - lengths

@@ -29,10 +29,8 @@ from caffe_layers.errors import ConfigError, DataError
 from caffe_layers.params import DatasetParams
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.prefetch import Producer, TopSpec
-from caffe_layers.sampling import sample_rng
+from caffe_layers.sampling import GENERATOR_STREAM, sample_rng, stream_rng
 from caffe_layers.sources.arrays import as_sample_array
-
-_GENERATOR_STREAM = 3  # seed-sequence word distinct from sampling's shuffle (0) and sample (1)
 
 
 def import_object(spec: str, key: str) -> Any:
@@ -56,8 +54,7 @@ def import_object(spec: str, key: str) -> Any:
 
 def generator_rng(seed: int, worker_id: int, num_workers: int) -> np.random.Generator:
     """The generator function's RNG in worker ``worker_id`` of ``num_workers``."""
-    entropy = (int(seed), _GENERATOR_STREAM, int(worker_id), int(num_workers))
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+    return stream_rng(seed, GENERATOR_STREAM, worker_id, num_workers)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,16 +29,15 @@ from caffe_layers.errors import ConfigError, DataError
 from caffe_layers.params import AttachParams, MultiInputParams
 from caffe_layers.pipeline import Pipeline, image_list
 from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.sampling import ATTACH_STREAM, stream_rng
 from caffe_layers.sources.hdf5 import HDF5Files, HDF5Reader
 
-_ATTACH_STREAM = 2  # seed-sequence word distinct from sampling's shuffle (0) and sample (1)
 _MAX_REPORTED = 10
 
 
 def attach_rng(seed: int, epoch: int, index: int, item: int) -> np.random.Generator:
     """The RNG of attachment ``item`` for sample ``index`` in ``epoch``."""
-    entropy = (int(seed), _ATTACH_STREAM, int(epoch), int(index), int(item))
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+    return stream_rng(seed, ATTACH_STREAM, epoch, index, item)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
