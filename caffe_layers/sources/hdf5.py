@@ -26,6 +26,7 @@ import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
 from caffe_layers.sources.arrays import is_numeric
+from caffe_layers.sources.files import read_source
 
 MAX_SPAN_BYTES = 8 << 20  # one slice read covers at most this much beyond the rows it needs
 CONTIGUOUS_BLOCK_BYTES = 1 << 20  # shuffle block of a contiguous dataset (h5py's largest chunk)
@@ -37,15 +38,7 @@ _MAX_REPORTED = 10
 def read_file_list(source: str) -> List[str]:
     """The ``.h5`` paths of Caffe's source file: whitespace-separated, as Caffe's ``>>`` reads."""
     source = os.fspath(source)
-    try:
-        with open(source, "rb") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"source: the HDF5 file list '{source}' does not exist (relative paths "
-                          f"are resolved from the working directory '{os.getcwd()}')") from None
-    except OSError as exc:
-        raise ConfigError(f"source: cannot read the HDF5 file list '{source}': "
-                          f"{exc.strerror or exc}") from None
+    text = read_source(source, "HDF5 file list")
     paths = [os.fsdecode(token) for token in text.split()]
     if not paths:
         raise ConfigError(f"source: the HDF5 file list '{source}' lists no files; write one .h5 "

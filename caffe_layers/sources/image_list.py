@@ -29,6 +29,7 @@ from typing import List, Tuple
 import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.sources.files import read_source
 
 _NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _MAX_REPORTED = 10
@@ -87,16 +88,7 @@ class ImageList:
     def read(cls, path: str, root_folder: str = "", label_columns: int = 1) -> ImageList:
         """Parse the list file ``path`` (see the module docstring for the rules)."""
         path = os.fspath(path)
-        try:
-            with open(path, "rb") as f:
-                text = f.read()
-        except FileNotFoundError:
-            raise ConfigError(f"source: the image list '{path}' does not exist (relative paths "
-                              f"are resolved from the working directory '{os.getcwd()}')") from None
-        except OSError as exc:
-            raise ConfigError(f"source: cannot read the image list '{path}': "
-                              f"{exc.strerror or exc}") from None
-        return cls.parse(text, path, root_folder, label_columns)
+        return cls.parse(read_source(path, "image list"), path, root_folder, label_columns)
 
     @classmethod
     def parse(cls, text: bytes, source: str = "<list>", root_folder: str = "",
