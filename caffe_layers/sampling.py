@@ -80,7 +80,7 @@ class SampleStream:
         """This shard's sample indices in ``epoch``, in stream order."""
         if epoch not in self._cache:
             self._cache[epoch] = self.order(epoch)[self.shard_rank::self.shard_count]
-            if len(self._cache) > 4:
+            if len(self._cache) > 2:  # a batch spans at most two epochs (unless tiny)
                 self._cache.popitem(last=False)
         return self._cache[epoch]
 
