@@ -118,6 +118,7 @@ class PrefetchDataLayer(caffe.Layer):
         rank, count = self._shard(params, train)
         self._shard_of = (rank, count)
         if pipeline.samples is None:
+            pipeline.producer.shard(rank, count)
             plan = RoundRobinPlan(params.batch_size)
         else:
             order = pipeline.order(params.shuffle, params.seed)

@@ -264,10 +264,10 @@ class DatasetParams(PrefetchParams):
         if bad:
             found.append(f"kwargs: keys must be Python identifiers (got {bad})")
         if self.generator is not None:
-            for key, default in (("shuffle", False), ("start_iter", 0), ("shard_count", None)):
+            for key, default in (("shuffle", False), ("start_iter", 0)):
                 if getattr(self, key) != default:
-                    found.append(f"{key}: a generator is not indexed, so it cannot shuffle, "
-                                 f"resume or shard; use dataset: 'module:Class' instead")
+                    found.append(f"{key}: a generator is not indexed, so it cannot shuffle or "
+                                 f"resume; use dataset: 'module:Class' instead")
         return found
 
 

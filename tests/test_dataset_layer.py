@@ -183,6 +183,13 @@ def test_in_process_generator_is_worker_0_of_1(tmp_path):
     assert batches.reshape(-1, 3).tolist() == [[0, i, 1] for i in range(12)]
 
 
+def test_with_solver_ranks_generator_workers_get_global_ids(tmp_path):
+    batches = generated(tmp_path, 2, 4, shard_rank=1, shard_count=3)
+    for number, batch in enumerate(batches):
+        worker, count = 2 + number % 2, (number // 2) * 4  # rank 1's workers are 2 and 3 of 6
+        assert batch.tolist() == [[worker, count + i, 6] for i in range(4)], number
+
+
 def test_generators_are_deterministic_for_a_worker_count(tmp_path):
     first = read(tmp_path, LAYER, params(generator="'sample_datasets:counting'", workers=2,
                                          seed=4), 6)

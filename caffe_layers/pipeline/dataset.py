@@ -10,7 +10,9 @@ file it opens in ``__init__`` is never shared across a fork.
 ``generator: "module:function"`` is called in every worker as
 ``function(worker_id, num_workers, rng, **kwargs)`` and must return an iterator of samples;
 ``rng`` is seeded from ``(seed, worker_id, num_workers)``. Batch ``b`` comes from worker
-``b % W``: the output is deterministic for a given number of workers but changes with it. An
+``b % W``: the output is deterministic for a given number of workers but changes with it. With
+several solver ranks the ids are global: worker ``w`` of rank ``r`` is worker ``r * W + w`` of
+``ranks * W``, so a generator that splits its data by worker id splits it across ranks too. An
 exhausted iterator is started again (the next pass); one that yields nothing is an error.
 
 The tops are named by ``tops`` (default: the keys of sample 0, in order); sample 0 fixes every
@@ -152,12 +154,18 @@ class GeneratorProducer(Producer):
         self.kwargs = kwargs
         self.layout = layout
         self.seed = seed
+        self.rank, self.ranks = 0, 1
         self._iterator = None
 
     def __getstate__(self) -> dict:
         return dict(self.__dict__, _iterator=None)
 
+    def shard(self, rank: int, count: int) -> None:
+        self.rank, self.ranks = rank, count
+
     def open(self, worker_id: int, num_workers: int) -> None:
+        # Ids across all ranks, so that generators sharding by worker id shard across ranks.
+        worker_id, num_workers = self.rank * num_workers + worker_id, self.ranks * num_workers
         self.worker_id, self.num_workers = worker_id, num_workers
         self._function = import_object(self.spec, "generator")
         self._rng = generator_rng(self.seed, worker_id, num_workers)

@@ -114,6 +114,13 @@ class Producer:
         """
         return contextlib.nullcontext()
 
+    def shard(self, rank: int, count: int) -> None:
+        """Told, before any worker starts, that this consumer is shard ``rank`` of ``count``.
+
+        Indexed data is sharded by its plan, so the default does nothing; a producer that is not
+        indexed (a generator) shards itself.
+        """
+
     def open(self, worker_id: int, num_workers: int) -> None:
         """Called once in the process that will fill batches."""
 
