@@ -461,6 +461,20 @@ def test_reader_reads_any_rows_in_any_order(tmp_path):
     assert np.array_equal(out["data"], id_rows(indices))
 
 
+def test_a_dataset_gone_after_setup_is_a_data_error_naming_the_file(tmp_path):
+    write_id_h5(tmp_path / "a.h5", 0, 3)
+    files = HDF5Files.single(str(tmp_path / "a.h5"), ("data", "label"))
+    with h5py.File(tmp_path / "a.h5", "a") as f:
+        del f["label"]
+    reader = HDF5Reader(files, window=4)
+    out = {"data": np.empty((2, 3), np.float32), "label": np.empty(2, np.float32)}
+    try:
+        with pytest.raises(DataError, match=r"a\.h5: a dataset named like the tops .* is gone"):
+            reader.read(np.array([0, 1]), out)
+    finally:
+        reader.close()
+
+
 def test_compressed_chunks_read_right(tmp_path):
     listing = source(tmp_path, chunks=(16, 5, 2), compression="gzip")
     out = read(tmp_path, LAYER, params(listing, shuffle="true", workers=2), 10)

@@ -324,7 +324,13 @@ class HDF5Reader:
                                rdcc_nslots=10007, rdcc_w0=0.0)
         except OSError as exc:
             raise DataError(f"{path}: cannot open the HDF5 file: {exc}") from exc
-        datasets = tuple(handle[top] for top in self.files.tops)
+        try:
+            datasets = tuple(handle[top] for top in self.files.tops)
+        except KeyError as exc:
+            handle.close()
+            raise DataError(f"{path}: a dataset named like the tops {list(self.files.tops)} is "
+                            f"gone since setup ({exc}); was the file replaced during training?"
+                            ) from exc
         self._open[number] = (handle, datasets)
         return datasets
 
