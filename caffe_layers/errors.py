@@ -8,7 +8,8 @@ callers can catch either::
     ├── DataError(ValueError)         a sample that cannot be read: missing, corrupt, wrong shape
     ├── WorkerError(RuntimeError)     a prefetch worker raised; carries its formatted traceback
     │   └── WorkerDied                a prefetch worker died (signal or exit code), pid and batch
-    └── PrefetchTimeout(TimeoutError) no batch arrived in time although every worker is alive
+    ├── PrefetchTimeout(TimeoutError) no batch arrived in time although every worker is alive
+    └── PycaffeError(ImportError)     inside the caffe binary, pycaffe cannot be imported
 
 Messages say where, what and how to fix, e.g.
 ``param_str.crop_size: must be <= new_height (got 256 > 224)``.
@@ -62,3 +63,8 @@ class WorkerDied(WorkerError):
 
 class PrefetchTimeout(CaffeLayersError, TimeoutError):
     """No batch arrived within the timeout although the workers are alive (a hung sample?)."""
+
+
+class PycaffeError(CaffeLayersError, ImportError):
+    """Real Caffe runs this process but pycaffe cannot be imported; the message says how to fix it.
+    """

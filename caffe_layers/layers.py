@@ -38,8 +38,8 @@ from caffe_layers.params import (
 )
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.prefetch import Prefetcher, RoundRobinPlan, SamplePlan
+from caffe_layers.pycaffe import import_caffe
 from caffe_layers.sampling import SampleStream
-from caffe_layers.testing import import_caffe
 
 caffe = import_caffe()
 

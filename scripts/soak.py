@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import proc_status_kib, write_jpeg_list  # noqa: E402
 
-from caffe_layers.testing import import_caffe  # noqa: E402
+from caffe_layers.pycaffe import import_caffe  # noqa: E402
 
 
 def memory_kib(pid):

@@ -10,8 +10,6 @@ Contract §1's schedule bullet (test_interval, test_iter, ...) is the runner's a
 from __future__ import annotations
 
 import importlib
-import os
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -674,64 +672,3 @@ def test_fake_only_solver_count_rank_and_multiprocess(fake_files, fake, monkeypa
         fake_files.net(text, fake.TRAIN)
     fake.set_multiprocess(True)
     fake_files.net(text, fake.TRAIN)
-
-
-def _python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if k != testing.FAKE_ENV}
-    environ.update(env, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=str(tmp_path),
-                          env=environ, capture_output=True, text=True, timeout=60, check=False)
-
-
-def _package(tmp_path: Path, source: str) -> None:
-    (tmp_path / "caffe").mkdir()
-    (tmp_path / "caffe" / "__init__.py").write_text(source)
-
-
-def test_fake_only_import_caffe_without_caffe_installs_the_fake_lightly(tmp_path):
-    result = _python('''
-        import sys
-        import caffe_layers.testing as testing
-        assert "numpy" not in sys.modules and "caffe_layers.testing.fake_caffe" not in sys.modules
-        module = testing.import_caffe()
-        import caffe
-        assert caffe is module and module.__name__ == "caffe_layers.testing.fake_caffe"
-        assert testing.install_fake_caffe() is module and testing.import_caffe() is module
-        assert "cv2" not in sys.modules and "h5py" not in sys.modules
-        print("ok")
-    ''', tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "ok\n"
-    assert result.stderr == ""
-
-
-def test_fake_only_import_caffe_replaces_the_pypi_placeholder_and_says_why_once(tmp_path):
-    _package(tmp_path, "")
-    result = _python('''
-        import caffe_layers.testing as testing
-        first, second = testing.import_caffe(), testing.import_caffe()
-        import caffe
-        assert first is second is caffe and hasattr(caffe, "Layer") and hasattr(caffe, "Net")
-    ''', tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.count("has no Layer class") == 1
-
-
-def test_fake_only_import_caffe_prefers_real_caffe_unless_told(tmp_path):
-    _package(tmp_path, "class Layer:\n    pass\n")
-    code = '''
-        import caffe_layers.testing as testing
-        print(testing.import_caffe().__name__, testing.install_fake_caffe().__name__,
-              testing.install_fake_caffe(force=True).__name__)
-    '''
-    result = _python(code, tmp_path)
-    assert result.stdout.split() == ["caffe", "caffe", "caffe_layers.testing.fake_caffe"]
-    forced = _python(code, tmp_path, CAFFE_LAYERS_FAKE_CAFFE="1")
-    assert forced.stdout.split() == ["caffe_layers.testing.fake_caffe"] * 3
-
-
-def test_fake_only_import_caffe_reraises_a_broken_caffe(tmp_path):
-    _package(tmp_path, "from ._caffe import Layer\n")
-    result = _python("import caffe_layers.testing as t\nt.import_caffe()\n", tmp_path)
-    assert result.returncode == 1
-    assert "No module named 'caffe._caffe'" in result.stderr

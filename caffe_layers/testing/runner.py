@@ -260,7 +260,7 @@ def run(solver_path: str, max_iter: int | None = None, *,
     ``record.log``). ``requested_action`` is polled where Caffe polls its signal handler and
     returns ``"none"``, ``"stop"`` or ``"snapshot"``. Layer exceptions propagate unchanged.
     """
-    from caffe_layers.testing import import_caffe
+    from caffe_layers.pycaffe import import_caffe
 
     spec = read_solver(solver_path, max_iter=max_iter)
     record = RunRecord(solver=spec)

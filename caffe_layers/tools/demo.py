@@ -59,10 +59,6 @@ def make_dataset(folder: str, per_class: int, quiet: bool) -> None:
                               "--quiet"])
 
 
-def _is_fake(caffe: Any) -> bool:
-    return caffe.__name__.startswith("caffe_layers.")
-
-
 def _train_real(caffe: Any, solver_path: str, iterations: int) -> float:
     """pycaffe's solver for ``iterations`` steps (tests included); images per second."""
     from caffe_layers.testing.runner import read_solver
@@ -97,12 +93,12 @@ def _train_fake(solver_path: str, iterations: int) -> float | None:
 
 
 def train(solver_path: str, iterations: int | None) -> None:
-    from caffe_layers.testing import import_caffe
+    from caffe_layers.pycaffe import import_caffe, is_fake
     from caffe_layers.testing.runner import read_solver
 
     iterations = read_solver(solver_path).max_iter if iterations is None else iterations
     caffe = import_caffe()
-    if _is_fake(caffe):
+    if is_fake(caffe):
         print(f"training {solver_path} for {iterations} iterations with caffe_layers' runner "
               f"(real Caffe is not importable: only the Python data layers compute, so the "
               f"rate below is the data layer's)")

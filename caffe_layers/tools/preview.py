@@ -160,7 +160,7 @@ def close_layers(*nets: Any) -> None:
 def run_batch(net_path: str, phase: str = "TRAIN", layer_name: str | None = None,
               show_traceback: bool = False) -> Batch:
     """Build a net of only the chosen data layer of ``net_path``, run one forward, close it."""
-    from caffe_layers.testing import import_caffe
+    from caffe_layers.pycaffe import import_caffe
 
     _cli.require_file(net_path, "net prototxt")
     net_msg = prototxt.parse_file(net_path)
