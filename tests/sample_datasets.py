@@ -131,6 +131,17 @@ class RowIds:
                 "noise": rng.random(2), "pid": self.pid}
 
 
+class OpenCVRowIds(RowIds):
+    """RowIds whose instances put OpenCV on one thread, as many users' datasets (and PyTorch's
+    worker_init_fn recipes) do in every worker."""
+
+    def __init__(self, n: int = 10) -> None:
+        import cv2
+
+        cv2.setNumThreads(1)
+        super().__init__(n)
+
+
 class BadShapeAt(RowIds):
     """Like RowIds, but sample ``bad`` has a ``data`` one element too long."""
 

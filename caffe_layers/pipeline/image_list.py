@@ -10,9 +10,6 @@ next, ...), deterministically, and reports it with the batch: never a silent zer
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator
-
 import numpy as np
 
 from caffe_layers.errors import DataError
@@ -20,6 +17,7 @@ from caffe_layers.params import ImageListParams
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.pipeline.labels import label_layouts, write_labels
 from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.prefetch.forksafe import one_thread_per_worker
 from caffe_layers.sources.image_list import ImageList
 from caffe_layers.sources.images import check_size, read_image
 from caffe_layers.transforms import ImageTransform, resize
@@ -40,27 +38,8 @@ class ImageListProducer(Producer):
         self.skip_errors = params.on_error == "skip"
         self.image_hw = image_hw  # every image's size after resize (the first image's)
 
-    @contextlib.contextmanager
-    def forking(self) -> Iterator[None]:
-        """Fork workers with OpenCV single-threaded, then restore the consumer's setting.
-
-        A forked child must never call cv2.setNumThreads itself: reconfiguring the thread pool
-        it inherited without its threads hangs (seen with OpenCV 4.2 and 5.0).
-        """
-        import cv2
-
-        previous = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        try:
-            yield
-        finally:
-            cv2.setNumThreads(previous)
-
     def open(self, worker_id: int, num_workers: int) -> None:
-        import cv2
-
-        if cv2.getNumThreads() != 1:  # spawned, not forked: a fresh process, safe to configure
-            cv2.setNumThreads(1)  # one core per worker
+        one_thread_per_worker()
 
     def fill(self, out: dict, task) -> object:
         skipped = []

@@ -21,7 +21,7 @@ label dataset, checks that every label of the list has at least one row, and rea
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
+from typing import ContextManager, Tuple
 
 import numpy as np
 
@@ -120,6 +120,9 @@ class MultiInputProducer(Producer):
     def __init__(self, primary: image_list.ImageListProducer, attachments: tuple) -> None:
         self.primary = primary
         self.attachments = attachments
+
+    def forking(self) -> ContextManager:
+        return self.primary.forking()
 
     def open(self, worker_id: int, num_workers: int) -> None:
         self.primary.open(worker_id, num_workers)

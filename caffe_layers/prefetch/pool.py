@@ -13,8 +13,9 @@ import contextlib
 import os
 import signal
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
+from caffe_layers.prefetch.forksafe import prepared_for_fork
 from caffe_layers.prefetch.launch import children_allowed
 from caffe_layers.prefetch.worker import run_worker
 
@@ -75,12 +76,19 @@ class WorkerPool:
         process = self.context.Process(
             target=run_worker, name=f"caffe_layers:{self.name}:worker{worker_id}", daemon=True,
             args=(worker_id, self.count, theirs, self.arena, self.producer, self.consumer_pid))
-        forking = (self.producer.forking() if self.context.get_start_method() == "fork"
-                   else contextlib.nullcontext())
-        with children_allowed(), forking:
+        with children_allowed(), self._forking():
             process.start()
         theirs.close()
         return Worker(worker_id, process, ours)
+
+    @contextlib.contextmanager
+    def _forking(self) -> Iterator[None]:
+        """Around a fork: every native thread pool prepared, then the producer's own extras."""
+        if self.context.get_start_method() != "fork":
+            yield
+            return
+        with prepared_for_fork(), self.producer.forking():
+            yield
 
     def restart(self, worker: Worker) -> Worker:
         """A new process in ``worker``'s place; the caller re-sends its outstanding batches."""

@@ -99,7 +99,8 @@ class Producer:
     """What workers run: subclass it (it must pickle for spawn/forkserver).
 
     ``open`` runs once in each worker after it starts (open files here, never before a fork);
-    ``forking`` wraps each fork in the consumer;
+    ``forking`` wraps each fork in the consumer, inside the engine's own preparation of every
+    native thread pool (:mod:`~caffe_layers.prefetch.forksafe`), which no producer has to ask for;
     ``fill`` writes every row of every array of ``out`` (``{top name: array of the batch shape}``,
     views of a shared-memory slot) for ``task`` and may return a small picklable report (e.g. the
     samples it had to skip), handed to the consumer with the batch; ``close`` runs at the end.
@@ -109,8 +110,9 @@ class Producer:
     def forking(self) -> ContextManager:
         """Entered in the consumer around each fork of a worker (default: nothing).
 
-        For process-global state that a forked child must inherit in a safe configuration
-        (e.g. OpenCV's thread pool, which hangs when reconfigured in a forked child).
+        For process-global state of this producer's own that a forked child must inherit in a
+        safe configuration. Native thread pools (OpenCV's) are already prepared by the engine
+        around every fork, for every producer; a producer wrapping others enters theirs.
         """
         return contextlib.nullcontext()
 

@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Sequence, Tuple
 import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.prefetch.forksafe import one_thread_per_worker, prepared_for_fork
 from caffe_layers.sources.image_list import ImageList
 from caffe_layers.sources.images import check_size, read_image
 from caffe_layers.tools import _cli
@@ -97,9 +98,7 @@ _worker: dict = {}
 
 
 def _start_worker(function: Callable, reader: ImageReader) -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one core per worker process
+    one_thread_per_worker()
     _worker["function"], _worker["reader"] = function, reader
 
 
@@ -112,8 +111,10 @@ def map_blocks(function: Callable, reader: ImageReader, index_blocks: Sequence[S
     """``function(reader, indices)`` for every block, in this process or in ``workers``.
 
     The reader (with its list) goes to each worker once, at its start; a task is only a block
-    of indices. Results come in block order when ``ordered``, else as they finish. The worker
-    processes are stopped when the iterator is exhausted or closed, or an error is raised.
+    of indices. Workers are forked with native thread pools prepared
+    (:func:`~caffe_layers.prefetch.forksafe.prepared_for_fork`) and take one core each. Results
+    come in block order when ``ordered``, else as they finish. The worker processes are stopped
+    when the iterator is exhausted or closed, or an error is raised.
     """
     if workers <= 1 or len(index_blocks) <= 1:
         for indices in index_blocks:
@@ -122,7 +123,8 @@ def map_blocks(function: Callable, reader: ImageReader, index_blocks: Sequence[S
     import multiprocessing
 
     count = min(workers, len(index_blocks))
-    pool = multiprocessing.get_context().Pool(count, _start_worker, (function, reader))
+    with prepared_for_fork():  # the pool forks its workers here, as the prefetch engine does
+        pool = multiprocessing.get_context().Pool(count, _start_worker, (function, reader))
     try:
         results = pool.imap if ordered else pool.imap_unordered
         yield from results(_in_worker, index_blocks)

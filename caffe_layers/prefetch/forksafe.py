@@ -1,0 +1,64 @@
+"""Forking a process whose native libraries keep thread pools: prepare them, fork, restore.
+
+A forked child inherits a copy of the parent's memory but only the thread that called ``fork``:
+a native thread pool comes across with its bookkeeping and without its threads. OpenCV's is the
+one that bites here. A child that reconfigures it (``cv2.setNumThreads``, which our image
+workers and many user datasets call to take one core each) waits forever for threads that do not
+exist (seen with OpenCV 4.2 and 5.0 once the parent had run a parallel call and its pool had gone
+idle). Stopping the pool before the fork avoids it: the child then inherits a pool with no
+threads, which it may use or reconfigure freely.
+
+:func:`prepared_for_fork` does that for every such library loaded in this process (only those
+already imported: a library first imported in the child starts its pool there, which is safe),
+and restores the parent's setting afterwards. The prefetch engine enters it around every fork of a
+worker, at start and at respawn, whatever the producer; the tools' process pools do the same. So
+a producer, composite or not, gets it by construction. OpenBLAS needs nothing: it registers its
+own ``pthread_atfork`` handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Callable, ContextManager, Iterator, List
+
+
+@contextlib.contextmanager
+def _opencv_single_threaded() -> Iterator[None]:
+    """OpenCV's pool stopped (one thread) around the fork; the parent's setting back after."""
+    cv2 = sys.modules.get("cv2")
+    if cv2 is None or not hasattr(cv2, "setNumThreads"):
+        yield
+        return
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+# One context manager per native library with a thread pool; each must do nothing when its
+# library is not loaded.
+PREPARATIONS: List[Callable[[], ContextManager]] = [_opencv_single_threaded]
+
+
+@contextlib.contextmanager
+def prepared_for_fork() -> Iterator[None]:
+    """Enter around ``fork`` (e.g. ``Process.start()`` with the fork start method)."""
+    with contextlib.ExitStack() as stack:
+        for prepare in PREPARATIONS:
+            stack.enter_context(prepare())
+        yield
+
+
+def one_thread_per_worker() -> None:
+    """In a worker process: OpenCV on one thread (one core per worker), when that is safe.
+
+    A forked worker inherits OpenCV already single-threaded (see :func:`prepared_for_fork`) and
+    is left alone; a spawned one, or one that imports OpenCV itself, has a fresh pool.
+    """
+    import cv2
+
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
