@@ -15,16 +15,15 @@ Use them from a prototxt::
 ``setup`` validates every key, opens and transforms the first sample, fixes the top shapes and
 only then starts the workers; ``reshape`` only shapes the tops; ``forward`` copies the next batch
 from shared memory into the tops. Inside the ``caffe`` binary an exception aborts the process
-without a traceback (contract §3), so every method prints its traceback to stderr before raising.
+without a traceback (contract §3), so every method that can fail (setup, reshape, forward) prints
+its traceback to stderr before raising (:func:`~caffe_layers.pycaffe.printing_errors`).
 ``caffe`` is real Caffe when importable, else the package's fake (:mod:`caffe_layers.testing`).
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
-import traceback
 
 from caffe_layers import config
 from caffe_layers.errors import ConfigError
@@ -38,25 +37,10 @@ from caffe_layers.params import (
 )
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.prefetch import Prefetcher, RoundRobinPlan, SamplePlan
-from caffe_layers.pycaffe import import_caffe
+from caffe_layers.pycaffe import import_caffe, printing_errors
 from caffe_layers.sampling import SampleStream
 
 caffe = import_caffe()
-
-
-def _printing_errors(method):
-    """Print the full traceback to stderr before re-raising: ``caffe train`` would not."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args):
-        try:
-            return method(self, *args)
-        except Exception:
-            print(f"caffe_layers: {type(self).__name__}.{method.__name__} failed:\n"
-                  f"{traceback.format_exc()}", file=sys.stderr, flush=True)
-            raise
-
-    return wrapper
 
 
 class PrefetchDataLayer(caffe.Layer):
@@ -74,7 +58,7 @@ class PrefetchDataLayer(caffe.Layer):
         return importlib.import_module(f"caffe_layers.pipeline.{self.pipeline}").build(params,
                                                                                       train)
 
-    @_printing_errors
+    @printing_errors
     def setup(self, bottom, top) -> None:
         name = type(self).__name__
         if len(bottom):
@@ -88,11 +72,12 @@ class PrefetchDataLayer(caffe.Layer):
         print(f"caffe_layers: {name} ({'TRAIN' if train else 'TEST'}): {pipeline.description}; "
               f"{self._describe(params, train)}", flush=True)
 
+    @printing_errors
     def reshape(self, bottom, top) -> None:
         for i in range(len(top)):
             top[i].reshape(*(int(d) for d in self._specs[i].shape))
 
-    @_printing_errors
+    @printing_errors
     def forward(self, bottom, top) -> None:
         report = self._engine.next_into([top[i].data for i in range(len(top))])
         if report:

@@ -14,20 +14,27 @@ The rules (CAFFE.md, "Finding pycaffe"):
    ``_caffe.so``) is explained once on stderr, with the fix, and the fake is used.
 
 The fake lives in :mod:`caffe_layers.testing.fake_caffe`; it is imported by name, only when used.
+
+:func:`printing_errors` is for the layers' methods: inside the ``caffe`` binary an exception in a
+Python layer aborts the process (SIGABRT, exit 134) without printing its traceback.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
 import subprocess
 import sys
+import traceback
 from types import ModuleType
+from typing import Any, Callable
 
 from caffe_layers.errors import PycaffeError
 
-__all__ = ["FAKE_ENV", "FAKE_NAME", "caffe_process", "import_caffe", "install_fake", "is_fake"]
+__all__ = ["FAKE_ENV", "FAKE_NAME", "caffe_process", "import_caffe", "install_fake", "is_fake",
+           "printing_errors"]
 
 FAKE_ENV = "CAFFE_LAYERS_FAKE_CAFFE"
 FAKE_NAME = "caffe_layers.testing.fake_caffe"
@@ -58,6 +65,25 @@ def caffe_process() -> str | None:
             return exe if any("/libcaffe" in line for line in maps) else None
     except OSError:
         return None
+
+
+def printing_errors(method: Callable) -> Callable:
+    """Decorate a ``caffe.Layer`` method: print the full traceback to stderr, then re-raise.
+
+    ``caffe train`` would abort without showing it. The line before the traceback names the
+    layer class and the method, e.g. ``caffe_layers: ImageListDataLayer.forward failed:``.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except Exception:
+            print(f"caffe_layers: {type(self).__name__}.{method.__name__} failed:\n"
+                  f"{traceback.format_exc()}", file=sys.stderr, flush=True)
+            raise
+
+    return wrapper
 
 
 def _fake() -> ModuleType:

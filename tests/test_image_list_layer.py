@@ -342,6 +342,13 @@ def test_a_wrong_top_count_names_the_accepted_counts(tmp_path, capfd, label_colu
     assert f"caffe_layers: {LAYER}.setup failed:\nTraceback" in capfd.readouterr().err
 
 
+def test_a_failing_reshape_prints_its_traceback_too(tmp_path, capfd):
+    dataset = write_dataset(tmp_path, 2, (3, 4))
+    with data_net(tmp_path, base(dataset)) as net, pytest.raises(IndexError):
+        net.layers[0].reshape([], [net.blobs["data"], net.blobs["label"], net.blobs["data"]])
+    assert f"caffe_layers: {LAYER}.reshape failed:\nTraceback" in capfd.readouterr().err
+
+
 # --- paths: root_folder, spaces, Windows lists ----------------------------------------------------
 
 

@@ -2,23 +2,23 @@
 
 ``RandomDataLayer`` behaves as a well-made Caffe data layer should (contract §1-§3): it reads
 ``param_str`` as YAML, checks its top count in ``setup``, fixes its top shapes there, and prints its
-own traceback before re-raising (a CMake-built ``caffe`` aborts without printing it). It imports
-``caffe``, so import this module only where a ``caffe`` (real or fake) is importable.
+own traceback before re-raising (a CMake-built ``caffe`` aborts without printing it). Like
+:mod:`caffe_layers.layers` it subclasses the ``caffe`` of
+:func:`~caffe_layers.pycaffe.import_caffe`: real pycaffe when usable, else the fake.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import sys
-import traceback
-from typing import Any, Callable
+from typing import Any
 
-import caffe
 import numpy as np
 
 from caffe_layers.config import FLOATS, INT, load, option
 from caffe_layers.errors import ConfigError
+from caffe_layers.pycaffe import import_caffe, printing_errors
+
+caffe = import_caffe()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,29 +38,13 @@ class RandomDataConfig:
         return []
 
 
-def _printing_traceback(method: Callable) -> Callable:
-    """Print the traceback of an exception escaping ``method`` to stderr, then re-raise it."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any) -> Any:
-        try:
-            return method(self, *args)
-        except Exception:
-            sys.stderr.write(f"{type(self).__name__}.{method.__name__} failed:\n")
-            traceback.print_exc()
-            sys.stderr.flush()
-            raise
-
-    return wrapper
-
-
 class RandomDataLayer(caffe.Layer):
     """Tops ``data`` (N, *shape) and ``label`` (N,): seeded normal noise and integer labels.
 
     Batch ``b`` of phase ``p`` is a pure function of ``(seed, p, b)``, so runs are reproducible.
     """
 
-    @_printing_traceback
+    @printing_errors
     def setup(self, bottom: Any, top: Any) -> None:
         """Check the tops and ``param_str``; fix the top shapes."""
         if len(bottom) != 0 or len(top) != 2:
@@ -76,12 +60,12 @@ class RandomDataLayer(caffe.Layer):
         top[0].reshape(self.config.batch_size, *self.image_shape)
         top[1].reshape(self.config.batch_size)
 
-    @_printing_traceback
+    @printing_errors
     def reshape(self, bottom: Any, top: Any) -> None:
         """Idempotent: the shapes never change."""
         self._shape_tops(top)
 
-    @_printing_traceback
+    @printing_errors
     def forward(self, bottom: Any, top: Any) -> None:
         """Fill the next batch."""
         rng = np.random.default_rng([self.config.seed, int(self.phase), self.batches_done])
