@@ -1,4 +1,7 @@
 import gc
+import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -9,11 +12,25 @@ from caffe_layers.testing import leaks
 # Caffe when installed, else the package's fake.
 caffe_layers.testing.install_fake_caffe()
 
+# Every process the tests start keeps its temporary files in a directory of this session's own
+# (their TMPDIR), so that one a process leaves behind (the /tmp/pymp-* directory of a forkserver
+# whose parent was killed) is seen, and none that another program puts in /tmp is taken for
+# ours. This process keeps the system's: tempfile caches it here, and tmp_path lives there.
+tempfile.gettempdir()
+SUBPROCESS_TMPDIR = tempfile.mkdtemp(prefix="caffe_layers-tests-")
+os.environ["TMPDIR"] = SUBPROCESS_TMPDIR
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SUBPROCESS_TMPDIR, ignore_errors=True)
+
 
 @pytest.fixture(autouse=True)
 def no_leftovers():
-    """Every test must leave no child process, no /dev/shm entry and no shared-memory mapping."""
+    """Every test must leave no child process, no /dev/shm entry, no shared-memory mapping and
+    nothing in its processes' temporary directory."""
     shm_before = leaks.shm_entries()
+    tmp_before = leaks.entries(SUBPROCESS_TMPDIR)
     yield
     gc.collect()
     children = leaks.child_pids() - leaks.multiprocessing_helpers()
@@ -23,3 +40,5 @@ def no_leftovers():
     assert not new_shm, f"/dev/shm entries left by the test: {sorted(new_shm)}"
     assert not leaks.memfds(), "shared-memory file descriptors still open after the test"
     assert not leaks.mapped_blocks(), "shared-memory blocks still mapped after the test"
+    new_tmp = leaks.entries(SUBPROCESS_TMPDIR) - tmp_before
+    assert not new_tmp, f"temporary files left by the test's processes: {sorted(new_tmp)}"

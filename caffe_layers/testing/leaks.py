@@ -50,12 +50,17 @@ def wait_gone(pids: Iterable[int], timeout_s: float) -> set:
     return remaining
 
 
-def shm_entries() -> set:
-    """Names in /dev/shm (shared-memory blocks and semaphores anybody left there)."""
+def entries(directory: str) -> set:
+    """Names in ``directory`` (empty if it does not exist), e.g. a temporary directory."""
     try:
-        return set(os.listdir("/dev/shm"))
+        return set(os.listdir(directory))
     except FileNotFoundError:
         return set()
+
+
+def shm_entries() -> set:
+    """Names in /dev/shm (shared-memory blocks and semaphores anybody left there)."""
+    return entries("/dev/shm")
 
 
 def memfds(pid: int | None = None) -> list:
