@@ -4,6 +4,11 @@ A config class is a frozen dataclass whose fields are declared with :func:`optio
 parses the YAML with ``yaml.safe_load``, rejects unknown keys with a "did you mean" hint, converts
 and checks every value, runs the class's cross-field ``problems()``, and raises one
 :class:`~caffe_layers.errors.ConfigError` that lists every problem, each naming its key and a fix.
+
+A problem is data, a :class:`Problem`: the keys it involves and what to fix. ``problems()``
+returns them and sees every key's value already converted; a key whose value was refused holds
+its default instead (None when it is required), and the problems involving it are left out: its
+own problem says what to fix first.
 """
 
 from __future__ import annotations
@@ -12,11 +17,33 @@ import dataclasses
 import difflib
 import math
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Sequence, Tuple, TypeVar
 
 from caffe_layers.errors import ConfigError
 
 T = TypeVar("T")
+
+
+class Problem(str):
+    """One problem with a config, as data: its ``keys``, ``text`` saying what to fix, and the
+    other keys the check read (``involves``), which the message need not name.
+
+    It is also its message, ``'mean_file, mean_value: give one of them, not both'``.
+    """
+
+    keys: Tuple[str, ...]
+    text: str
+    involves: Tuple[str, ...]
+
+    def __new__(cls, keys: Sequence[str], text: str, involves: Sequence[str] = ()) -> Problem:
+        self = super().__new__(cls, f"{', '.join(keys)}: {text}")
+        self.keys, self.text, self.involves = tuple(keys), text, tuple(involves)
+        return self
+
+
+def problem(keys: str, text: str) -> Problem:
+    """A :class:`Problem` of the keys written as in messages: ``problem("a, b", "...")``."""
+    return Problem(tuple(key.strip() for key in keys.split(",")), text)
 
 
 class _Invalid(Exception):
@@ -141,13 +168,18 @@ def _check_range(value: Any, meta: Mapping[str, Any]) -> None:
             raise _Invalid(f"must be <= {hi:g}")
 
 
-def _convert_field(field: dataclasses.Field, raw: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """The field's value and, when it is bad, one problem line."""
+def _placeholder(field: dataclasses.Field) -> Any:
+    """What a refused key holds while the cross-key checks run: its default (None if required)."""
+    return None if field.default is REQUIRED else field.default
+
+
+def _convert_field(field: dataclasses.Field, raw: Mapping[str, Any]) -> tuple[Any, Problem | None]:
+    """The field's value and, when it is bad, its problem."""
     meta = field.metadata
     example = f" (e.g. {field.name}: {meta['example']})" if meta["example"] else ""
     if field.name not in raw:
         if field.default is REQUIRED:
-            return None, f"{field.name}: required, {meta['kind'].name}{example}"
+            return None, Problem((field.name,), f"required, {meta['kind'].name}{example}")
         return field.default, None
     value = raw[field.name]
     if value is None and field.default is None:
@@ -156,18 +188,18 @@ def _convert_field(field: dataclasses.Field, raw: Mapping[str, Any]) -> tuple[An
         converted = meta["kind"].convert(value)
         _check_range(converted, meta)
     except _Invalid as exc:
-        return None, f"{field.name}: {exc} (got {value!r}){example}"
+        return _placeholder(field), Problem((field.name,), f"{exc} (got {value!r}){example}")
     return converted, None
 
 
-def _unknown_keys(raw: Mapping[str, Any], known: Sequence[str]) -> list[str]:
+def _unknown_keys(raw: Mapping[str, Any], known: Sequence[str]) -> list[Problem]:
     problems = []
     for key in raw:
         if key in known:
             continue
         close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
-        problems.append(f"{key}: unknown key{hint}")
+        problems.append(Problem((str(key),), f"unknown key{hint}"))
     return problems
 
 
@@ -229,9 +261,9 @@ def build(cls: type[T], raw: Mapping[str, Any], *, where: str = "param_str") -> 
     problems = _unknown_keys(raw, known)
     values = {}
     for field in fields:
-        values[field.name], problem = _convert_field(field, raw)
-        if problem:
-            problems.append(problem)
+        values[field.name], refused = _convert_field(field, raw)
+        if refused:
+            problems.append(refused)
     config = cls(**values)
     problems.extend(_cross_key_problems(config, problems))
     if problems:
@@ -239,17 +271,12 @@ def build(cls: type[T], raw: Mapping[str, Any], *, where: str = "param_str") -> 
     return config
 
 
-def _cross_key_problems(config: Any, found: list) -> list:
+def _cross_key_problems(config: Any, found: Sequence[Problem]) -> list[Problem]:
     """``config.problems()`` that do not involve a key already reported as bad."""
     if not hasattr(config, "problems"):
         return []
-    bad_keys = {problem.split(":")[0] for problem in found}
-    try:
-        problems = config.problems()
-    except (TypeError, ValueError):  # a bad key left a placeholder the check cannot use
-        return []
-    return [p for p in problems
-            if not found or not bad_keys & {k.strip() for k in p.split(":")[0].split(",")}]
+    bad_keys = {key for problem in found for key in problem.keys}
+    return [p for p in config.problems() if not bad_keys.intersection(p.keys + p.involves)]
 
 
 def load(cls: type[T], param_str: str, *, where: str = "param_str") -> T:
@@ -257,7 +284,7 @@ def load(cls: type[T], param_str: str, *, where: str = "param_str") -> T:
     return build(cls, parse_yaml(param_str), where=where)
 
 
-def _message(where: str, problems: Iterable[str]) -> str:
+def _message(where: str, problems: Iterable[Problem]) -> str:
     problems = list(problems)
     noun = "problem" if len(problems) == 1 else "problems"
     lines = "\n".join(f"  - {p}" for p in problems)

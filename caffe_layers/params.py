@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import List
 
 from caffe_layers.config import (
     BOOL,
@@ -18,9 +19,11 @@ from caffe_layers.config import (
     STR,
     STRS,
     Kind,
+    Problem,
     build,
     choice,
     option,
+    problem,
 )
 from caffe_layers.errors import ConfigError
 from caffe_layers.prefetch import START_METHODS
@@ -83,13 +86,14 @@ class PrefetchParams:
         INT, 1, minimum=1, doc="the solver's `iter_size`, for `start_iter`",
         caffe="solver `iter_size`")
 
-    def problems(self) -> list:
+    def problems(self) -> List[Problem]:
         found = []
         if (self.shard_rank is None) != (self.shard_count is None):
-            found.append("shard_rank, shard_count: give both or neither")
+            found.append(problem("shard_rank, shard_count", "give both or neither"))
         elif self.shard_rank is not None and self.shard_rank >= self.shard_count:
-            found.append(f"shard_rank: must be < shard_count (got {self.shard_rank} >= "
-                         f"{self.shard_count})")
+            found.append(Problem(("shard_rank",), f"must be < shard_count (got "
+                                                  f"{self.shard_rank} >= {self.shard_count})",
+                                 involves=("shard_count",)))
         return found
 
     @property
@@ -141,45 +145,48 @@ class ImageListParams(PrefetchParams):
         doc="decode JPEGs at 1/2, 1/4 or 1/8 size when that still covers new_height x "
             "new_width")
 
-    def problems(self) -> list:
+    def problems(self) -> List[Problem]:
         found = super().problems() + check_resize(self.new_height, self.new_width)
         if self.mean_file and self.mean_value:
-            found.append("mean_file, mean_value: give one of them, not both (Caffe refuses both)")
+            found.append(problem("mean_file, mean_value",
+                                 "give one of them, not both (Caffe refuses both)"))
         if self.reduced_decode and not self.new_height:
-            found.append("reduced_decode: needs new_height and new_width (the size to decode "
-                         "for)")
+            found.append(Problem(("reduced_decode",), "needs new_height and new_width (the size "
+                                                      "to decode for)",
+                                 involves=("new_height", "new_width")))
         return found
 
 
 # --- array sources: HDF5, npy, user datasets, multi-input -------------------------------------
 
 
-def _object_path(key: str, value: str | None, what: str) -> list:
+def _object_path(key: str, value: str | None, what: str) -> List[Problem]:
     if value is None:
         return []
     module, _, name = value.partition(":")
     if not module.strip() or not name.strip() or " " in value:
-        return [f"{key}: must be 'module:{what}' (got {value!r}), e.g. {key}: "
-                f"'my_data:{'ShapesDataset' if what == 'Class' else 'samples'}'"]
+        return [Problem((key,), f"must be 'module:{what}' (got {value!r}), e.g. {key}: "
+                                f"'my_data:{'ShapesDataset' if what == 'Class' else 'samples'}'")]
     return []
 
 
-def _top_problems(tops: tuple, key: str = "tops") -> list:
-    """Problems with a list of top names (empty, duplicated, blank), as messages."""
+def _top_problems(tops: tuple, key: str = "tops") -> List[Problem]:
+    """Problems with a list of top names (empty, duplicated, blank)."""
     if not tops:
-        return [f"{key}: give at least one top name"]
+        return [Problem((key,), "give at least one top name")]
     problems = []
     if any(not t.strip() for t in tops):
-        problems.append(f"{key}: top names must not be empty (got {list(tops)})")
+        problems.append(Problem((key,), f"top names must not be empty (got {list(tops)})"))
     duplicates = sorted({t for t in tops if list(tops).count(t) > 1})
     if duplicates:
-        problems.append(f"{key}: each top appears once (repeated: {', '.join(duplicates)})")
+        problems.append(Problem((key,), f"each top appears once (repeated: "
+                                         f"{', '.join(duplicates)})"))
     return problems
 
 
-def _normalize_problems(params) -> list:
+def _normalize_problems(params) -> List[Problem]:
     if params.mean_file and params.mean_value:
-        return ["mean_file, mean_value: give one of them, not both"]
+        return [problem("mean_file, mean_value", "give one of them, not both")]
     return []
 
 
@@ -208,11 +215,12 @@ class HDF5Params(PrefetchParams):
     scale: float = option(FLOAT, 1.0, doc="multiplies (first top - mean)",
                           caffe="none (HDF5Data refuses transform_param)")
 
-    def problems(self) -> list:
+    def problems(self) -> List[Problem]:
         found = super().problems() + _top_problems(self.tops) + _normalize_problems(self)
         for key in ("shuffle_block", "shuffle_window"):
             if getattr(self, key) is not None and not self.shuffle:
-                found.append(f"{key}: only used with shuffle: true; remove it or set shuffle")
+                found.append(Problem((key,), "only used with shuffle: true; remove it or set "
+                                             "shuffle", involves=("shuffle",)))
         return found
 
 
@@ -230,11 +238,12 @@ class NpyParams(PrefetchParams):
                                                "axis 0)")
     scale: float = option(FLOAT, 1.0, doc="multiplies (sample - mean)")
 
-    def problems(self) -> list:
+    def problems(self) -> List[Problem]:
         found = super().problems() + _normalize_problems(self)
         if self.n_classes is not None and self.label_columns != 1:
-            found.append(f"n_classes: one-hot labels need label_columns: 1 (got "
-                         f"{self.label_columns})")
+            found.append(Problem(("n_classes",), f"one-hot labels need label_columns: 1 (got "
+                                                 f"{self.label_columns})",
+                                 involves=("label_columns",)))
         return found
 
 
@@ -252,22 +261,24 @@ class DatasetParams(PrefetchParams):
     tops: tuple = option(STRS, None, doc="the keys read into each top, in top order (default: "
                                          "the keys of sample 0)")
 
-    def problems(self) -> list:
+    def problems(self) -> List[Problem]:
         found = super().problems()
         if (self.dataset is None) == (self.generator is None):
-            found.append("dataset, generator: give exactly one of them")
+            found.append(problem("dataset, generator", "give exactly one of them"))
         found += _object_path("dataset", self.dataset, "Class")
         found += _object_path("generator", self.generator, "function")
         if self.tops is not None:
             found += _top_problems(self.tops)
         bad = [k for k in (self.kwargs or {}) if not str(k).isidentifier()]
         if bad:
-            found.append(f"kwargs: keys must be Python identifiers (got {bad})")
+            found.append(Problem(("kwargs",), f"keys must be Python identifiers (got {bad})"))
         if self.generator is not None:
             for key, default in (("shuffle", False), ("start_iter", 0)):
                 if getattr(self, key) != default:
-                    found.append(f"{key}: a generator is not indexed, so it cannot shuffle or "
-                                 f"resume; use dataset: 'module:Class' instead")
+                    found.append(Problem((key,), "a generator is not indexed, so it cannot "
+                                                 "shuffle or resume; use dataset: "
+                                                 "'module:Class' instead",
+                                         involves=("generator",)))
         return found
 
 
@@ -307,28 +318,31 @@ class MultiInputParams(ImageListParams):
         return tuple(build(AttachParams, item, where=f"attach[{i}]")
                      for i, item in enumerate(self.attach))
 
-    def problems(self) -> list:
+    def problems(self) -> List[Problem]:
         found = super().problems()
-        if not self.attach:
-            found.append("attach: give at least one item (or use ImageListDataLayer)")
+        if not self.attach:  # None: attach was refused (required, or not a list of mappings)
+            return found + [Problem(("attach",), "give at least one item (or use "
+                                                 "ImageListDataLayer)")]
         try:
             items = self.attachments()
         except ConfigError as exc:
-            return found + [f"attach: {exc}"]
-        found += [f"attach: {p}" for p in _attach_top_problems(items, self.label_columns)]
-        return found
+            return found + [Problem(("attach",), str(exc))]
+        return found + _attach_top_problems(items, self.label_columns)
 
 
-def _attach_top_problems(items: tuple, label_columns: int) -> list:
+def _attach_top_problems(items: tuple, label_columns: int) -> List[Problem]:
     names = [item.top for item in items]
     taken = {"data", "label"} | {f"label{c}" for c in range(label_columns)}
-    problems = _top_problems(names, "top")
+    problems = [Problem(("attach",), str(p)) for p in _top_problems(names, "top")]
     clash = sorted(set(names) & taken)
     if clash:
-        problems.append(f"top: {', '.join(clash)} is already a top of the image list; pick "
-                        f"another name")
+        problems.append(Problem(("attach",), f"top: {', '.join(clash)} is already a top of "
+                                             f"the image list; pick another name",
+                                involves=("label_columns",)))
     for i, item in enumerate(items):
         if item.match == "label" and item.label_column >= label_columns:
-            problems.append(f"[{i}] label_column: the list has {label_columns} label column(s), "
-                            f"so match: label needs label_column < {label_columns}")
+            problems.append(Problem(("attach",), f"[{i}] label_column: the list has "
+                                                 f"{label_columns} label column(s), so match: "
+                                                 f"label needs label_column < {label_columns}",
+                                    involves=("label_columns",)))
     return problems

@@ -25,20 +25,22 @@ from typing import Any, List, Sequence, Tuple, Union
 
 import numpy as np
 
+from caffe_layers.config import Problem, problem
 from caffe_layers.errors import ConfigError, DataError
 
 MeanSpec = Union[None, np.ndarray, Tuple[float, ...]]
 
 
-def check_resize(new_height: int, new_width: int) -> List[str]:
-    """Problems with ``new_height``/``new_width`` (both 0 = no resize, or both > 0), as messages."""
+def check_resize(new_height: int, new_width: int) -> List[Problem]:
+    """Problems with ``new_height``/``new_width`` (both 0 = no resize, or both > 0)."""
     problems = []
     for key, value in (("new_height", new_height), ("new_width", new_width)):
         if value < 0:
-            problems.append(f"{key}: must be >= 0 (got {value})")
+            problems.append(Problem((key,), f"must be >= 0 (got {value})"))
     if (new_height == 0) != (new_width == 0) and min(new_height, new_width) >= 0:
-        problems.append(f"new_height, new_width: set both (> 0) to resize or both to 0 to keep "
-                        f"the stored size (got {new_height} and {new_width})")
+        problems.append(problem("new_height, new_width",
+                                f"set both (> 0) to resize or both to 0 to keep the stored size "
+                                f"(got {new_height} and {new_width})"))
     return problems
 
 

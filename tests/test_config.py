@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from caffe_layers import config
-from caffe_layers.config import BOOL, FLOAT, FLOATS, INT, STR, STRS, choice, option
+from caffe_layers.config import BOOL, FLOAT, FLOATS, INT, STR, STRS, choice, option, problem
 from caffe_layers.errors import CaffeLayersError, ConfigError
 
 
@@ -29,10 +29,11 @@ class Toy:
 
     def problems(self) -> list:
         found = []
-        if self.low is not None and self.high is not None and self.low > self.high:
-            found.append(f"low, high: low must be <= high (got {self.low} > {self.high})")
+        if self.low > self.high:
+            found.append(problem("low, high", f"low must be <= high (got {self.low} > "
+                                              f"{self.high})"))
         if self.flag and not self.name:
-            found.append("flag, name: flag needs a name")
+            found.append(problem("flag, name", "flag needs a name"))
         return found
 
 
@@ -263,8 +264,53 @@ def test_cross_key_problems_involving_a_reported_key_are_left_out():
 
 
 def test_a_bad_value_does_not_reach_problems_as_a_placeholder():
-    # `low: x` is refused; problems() sees low=None and skips its check instead of crashing.
+    # `low: x` is refused; problems() sees low's default instead and its check is left out.
     assert problems_of("{size: 1, low: x, high: 2}") == ["low: must be an integer (got 'x')"]
+
+
+def test_the_keys_of_a_problem_are_data_not_read_from_its_message():
+    # The unknown key 'low: typo' is not the key `low`: the low/high check still counts.
+    assert problems_of("{size: 1, low: 5, high: 2, 'low: typo': 1}") == [
+        "low: typo: unknown key; known keys: size, ratio, flag, name, mean, tags, mode, limit, "
+        "low, high",
+        "low, high: low must be <= high (got 5 > 2)"]
+
+
+def test_a_problem_carries_its_keys_and_is_its_message():
+    found = problem("low, high", "low must be <= high")
+    assert (found.keys, found.text, found.involves) == (("low", "high"), "low must be <= high",
+                                                         ())
+    assert found == "low, high: low must be <= high"
+    assert config.Problem(("a",), "b", involves=("c",)).involves == ("c",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Buggy:
+    size: int = option(INT, 1)
+
+    def problems(self) -> list:
+        raise ValueError("a bug in problems()")
+
+
+def test_an_exception_in_problems_is_not_swallowed():
+    with pytest.raises(ValueError, match="a bug in problems"):
+        config.load(Buggy, "{size: 2}")
+
+
+def test_a_check_reading_a_refused_key_is_left_out_through_involves():
+    @dataclasses.dataclass(frozen=True)
+    class Pair:
+        low: int = option(INT, 0)
+        high: int = option(INT, 10)
+
+        def problems(self) -> list:
+            if self.low > self.high:
+                return [config.Problem(("low",), "must be <= high", involves=("high",))]
+            return []
+
+    with pytest.raises(ConfigError) as info:
+        config.load(Pair, "{low: 20, high: x}")
+    assert str(info.value).count("  - ") == 1, "the low/high check read high's placeholder"
 
 
 def test_every_problem_is_in_one_error():

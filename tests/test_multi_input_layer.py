@@ -169,6 +169,19 @@ def test_bad_attach_lists(files, tmp_path, attach_value, message):
     assert message in str(error)
 
 
+def test_a_refused_label_columns_hides_no_other_problem(files, tmp_path):
+    # The attach checks read label_columns; when it is refused they are left out, and the
+    # unrelated mean_file/mean_value conflict is still reported.
+    listing, features = files
+    error = setup_error(tmp_path, LAYER, params(listing, [attach(features, label_column=3)],
+                                                label_columns="x", mean_value=1,
+                                                mean_file="mean.binaryproto"), tops=TOPS)
+    assert isinstance(error, ConfigError)
+    assert "has 2 problems" in str(error)
+    assert "  - label_columns: must be an integer (got 'x')" in str(error)
+    assert "  - mean_file, mean_value: give one of them, not both" in str(error)
+
+
 def test_the_top_count_includes_the_attachments(files, tmp_path):
     listing, features = files
     error = setup_error(tmp_path, LAYER, params(listing, [attach(features)]))

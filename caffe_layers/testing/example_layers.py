@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from caffe_layers.config import FLOATS, INT, load, option
+from caffe_layers.config import FLOATS, INT, Problem, load, option
 from caffe_layers.errors import ConfigError
 from caffe_layers.pycaffe import import_caffe, printing_errors
 
@@ -33,8 +33,8 @@ class RandomDataConfig:
 
     def problems(self) -> list:
         if not self.shape or any(d != int(d) or d < 1 for d in self.shape):
-            return [f"shape: must be a list of positive integers (got {list(self.shape)}), "
-                    f"e.g. shape: [3, 32, 32]"]
+            return [Problem(("shape",), f"must be a list of positive integers (got "
+                                        f"{list(self.shape)}), e.g. shape: [3, 32, 32]")]
         return []
 
 
