@@ -96,10 +96,6 @@ class SampleStream:
             indices[mask] = self.epoch_indices(int(epoch))[offsets[mask]]
         return indices, epochs
 
-    def batches_per_epoch(self) -> float:
-        """Batches in one epoch of this shard (a fraction when the batch does not divide it)."""
-        return self.epoch_length / self.batch_size
-
 
 class BlockShuffledOrder(Order):
     """A shuffle that keeps reads local: blocks in random order, then a bounded window shuffle.

@@ -60,7 +60,7 @@ class Prefetcher:
         self.timeout_s = timeout_s
         self.on_worker_death = on_worker_death
         self.start_method = start_method or ("in-process" if workers == 0 else None)
-        self.stats = {"batches": 0, "wait_s": 0.0, "respawns": 0}
+        self.stats = {"respawns": 0}  # workers restarted after a death
         self._next_dispatch = self._next_deliver = first_batch
         self._ready: dict = {}
         self._deaths: dict = {}
@@ -140,7 +140,6 @@ class Prefetcher:
             np.copyto(target, arrays[spec.name])
         self._free.append(slot)
         self._next_deliver += 1
-        self.stats["batches"] += 1
         self._dispatch()
         return report
 
@@ -149,7 +148,6 @@ class Prefetcher:
         for spec, target in zip(self.specs, targets):
             np.copyto(target, self._local[spec.name])
         self._next_deliver += 1
-        self.stats["batches"] += 1
         return report
 
     def _dispatch(self) -> None:
@@ -170,14 +168,12 @@ class Prefetcher:
         return worker if len(worker.outstanding) < QUEUED_PER_WORKER else None
 
     def _wait_for(self, number: int) -> tuple:
-        started = time.monotonic()
-        deadline = started + self.timeout_s
+        deadline = time.monotonic() + self.timeout_s
         while number not in self._ready:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._fail(self._timeout_error(number))
             self._poll(min(1.0, remaining))
-        self.stats["wait_s"] += time.monotonic() - started
         ready = self._ready.pop(number)
         if isinstance(ready, Exception):
             self._fail(ready)
