@@ -173,6 +173,13 @@ def test_generators_cannot_respawn():
                on_worker_death="respawn")
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_arrays_and_the_plan_must_agree_on_the_batch_size(workers):
+    with pytest.raises(ConfigError, match=r"batch_size: the plan fills batches of 4 but array "
+                                          r"'ids' holds 5 rows \(5, 2\)"):
+        engine(workers, "fork", plan=plan(batch=4))
+
+
 def test_a_hung_worker_times_out_naming_the_batch():
     e = engine(1, "fork", producer=IdProducer(hang_at_batch=2), timeout_s=1.0)
     collect(e, 2)
@@ -253,7 +260,7 @@ def test_slots_are_memfd_blocks_sized_by_prefetch_plus_workers():
 def test_a_slot_budget_beyond_memory_is_a_clear_error_at_setup():
     huge = (TopSpec("data", (4096, 3, 1024, 1024)),)  # 48 GiB per slot
     with pytest.raises(ConfigError, match=r"prefetch needs 4 batch slots of .* lower prefetch"):
-        Prefetcher(IdProducer(), huge, plan(), workers=2, prefetch=2)
+        Prefetcher(IdProducer(), huge, plan(batch=4096), workers=2, prefetch=2)
 
 
 def test_the_consumer_may_already_have_threads():

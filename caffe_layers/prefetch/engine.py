@@ -52,8 +52,9 @@ class Prefetcher:
                  prefetch: int = 4, start_method: str | None = None, first_batch: int = 0,
                  timeout_s: float = 300.0, on_worker_death: str = "raise",
                  name: str = "prefetch") -> None:
-        _check_options(plan, workers, prefetch, start_method, timeout_s, on_worker_death)
         self.specs = tuple(specs)
+        _check_options(plan, self.specs, workers, prefetch, start_method, timeout_s,
+                       on_worker_death)
         self.plan = plan
         self.producer = producer
         self.workers = workers
@@ -254,9 +255,9 @@ class Prefetcher:
         raise error
 
 
-def _check_options(plan, workers: int, prefetch: int, start_method: str | None,
-                   timeout_s: float, on_worker_death: str) -> None:
-    problems = []
+def _check_options(plan, specs: Sequence[TopSpec], workers: int, prefetch: int,
+                   start_method: str | None, timeout_s: float, on_worker_death: str) -> None:
+    problems = _batch_size_problems(plan, specs)
     if workers < 0:
         problems.append(f"workers: must be >= 0 (got {workers})")
     if prefetch < 1:
@@ -272,3 +273,10 @@ def _check_options(plan, workers: int, prefetch: int, start_method: str | None,
                         "dies with its worker")
     if problems:
         raise ConfigError("prefetch options: " + "; ".join(problems))
+
+
+def _batch_size_problems(plan, specs: Sequence[TopSpec]) -> list:
+    """The batch size enters twice, as the plan's and as every array's first dimension."""
+    return [f"batch_size: the plan fills batches of {plan.batch_size} but array '{spec.name}' "
+            f"holds {spec.shape[0] if spec.shape else 'no'} rows {tuple(spec.shape)}; they must "
+            f"agree" for spec in specs if not spec.shape or spec.shape[0] != plan.batch_size]
