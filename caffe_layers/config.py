@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, Tuple, TypeVar
 from caffe_layers.errors import ConfigError
 
 T = TypeVar("T")
+FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32: Caffe's float fields hold no more
 
 
 class Problem(str):

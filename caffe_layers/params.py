@@ -26,6 +26,7 @@ from caffe_layers.config import (
     problem,
 )
 from caffe_layers.errors import ConfigError
+from caffe_layers.normalization import exclusive_problems
 from caffe_layers.prefetch import START_METHODS
 from caffe_layers.transforms import check_resize
 
@@ -147,9 +148,7 @@ class ImageListParams(PrefetchParams):
 
     def problems(self) -> List[Problem]:
         found = super().problems() + check_resize(self.new_height, self.new_width)
-        if self.mean_file and self.mean_value:
-            found.append(problem("mean_file, mean_value",
-                                 "give one of them, not both (Caffe refuses both)"))
+        found += exclusive_problems(self.mean_file, self.mean_value)
         if self.reduced_decode and not self.new_height:
             found.append(Problem(("reduced_decode",), "needs new_height and new_width (the size "
                                                       "to decode for)",
@@ -184,12 +183,6 @@ def _top_problems(tops: tuple, key: str = "tops") -> List[Problem]:
     return problems
 
 
-def _normalize_problems(params) -> List[Problem]:
-    if params.mean_file and params.mean_value:
-        return [problem("mean_file, mean_value", "give one of them, not both")]
-    return []
-
-
 @dataclasses.dataclass(frozen=True)
 class HDF5Params(PrefetchParams):
     """HDF5DataLayer: Caffe's HDF5Data (hdf5_data_param), streamed, plus mean and scale."""
@@ -216,7 +209,8 @@ class HDF5Params(PrefetchParams):
                           caffe="none (HDF5Data refuses transform_param)")
 
     def problems(self) -> List[Problem]:
-        found = super().problems() + _top_problems(self.tops) + _normalize_problems(self)
+        found = super().problems() + _top_problems(self.tops)
+        found += exclusive_problems(self.mean_file, self.mean_value)
         for key in ("shuffle_block", "shuffle_window"):
             if getattr(self, key) is not None and not self.shuffle:
                 found.append(Problem((key,), "only used with shuffle: true; remove it or set "
@@ -239,7 +233,7 @@ class NpyParams(PrefetchParams):
     scale: float = option(FLOAT, 1.0, doc="multiplies (sample - mean)")
 
     def problems(self) -> List[Problem]:
-        found = super().problems() + _normalize_problems(self)
+        found = super().problems() + exclusive_problems(self.mean_file, self.mean_value)
         if self.n_classes is not None and self.label_columns != 1:
             found.append(Problem(("n_classes",), f"one-hot labels need label_columns: 1 (got "
                                                  f"{self.label_columns})",

@@ -19,14 +19,19 @@ per-pixel loop.
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
-from typing import Any, List, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
 from caffe_layers.config import Problem, problem
 from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.normalization import (
+    as_float32,
+    check_exclusive,
+    mean_values,
+    read_mean_file,
+    scale_float32,
+)
 
 MeanSpec = Union[None, np.ndarray, Tuple[float, ...]]
 
@@ -65,27 +70,6 @@ def resize(image: np.ndarray, new_height: int, new_width: int) -> np.ndarray:
     return resized
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _float32(value: Any) -> np.float32 | None:
-    """``value`` rounded to float32 as a proto ``float`` field, or None if not a finite number."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        return None
-    if not math.isfinite(float(value)) or abs(float(value)) > _FLOAT32_MAX:
-        return None
-    return np.float32(value)
-
-
-def _mean_values(values: Sequence[Any]) -> Tuple[float, ...]:
-    floats = tuple(_float32(v) for v in values)
-    if not floats:
-        raise ConfigError("mean_value: give 1 value or one per channel, got none")
-    if any(v is None for v in floats):
-        raise ConfigError(f"mean_value: must be finite numbers, got {list(values)!r}")
-    return tuple(float(v) for v in floats)
-
-
 def _mean_file(mean: np.ndarray) -> np.ndarray:
     if mean.ndim != 3:
         raise ConfigError(f"mean_file: the mean must be a (C, H, W) array, got shape {mean.shape}")
@@ -114,12 +98,10 @@ class ImageTransform:
     _scale: np.float32 = dataclasses.field(init=False, repr=False, default=np.float32(1))
 
     def __post_init__(self) -> None:
-        crop = _float32(self.crop_size)
+        crop = as_float32(self.crop_size)
         if crop is None or crop < 0 or crop != int(crop):
             raise ConfigError(f"crop_size: must be an integer >= 0 (got {self.crop_size!r})")
-        scale = _float32(self.scale)
-        if scale is None:
-            raise ConfigError(f"scale: must be a finite number (got {self.scale!r})")
+        scale = scale_float32(self.scale)
         set_ = object.__setattr__
         set_(self, "crop_size", int(self.crop_size))
         set_(self, "mirror", bool(self.mirror))
@@ -134,7 +116,7 @@ class ImageTransform:
             flipped.flags.writeable = False
             set_(self, "_mean_flipped", flipped)
         elif self.mean is not None:
-            values = _mean_values(self.mean)
+            values = mean_values(self.mean)
             set_(self, "mean", values)
             set_(self, "_mean_array", np.array(values, np.float32).reshape(-1, 1, 1))
 
@@ -147,17 +129,10 @@ class ImageTransform:
         ``mean_file`` and ``mean_value`` are exclusive, as in Caffe. ``channels`` (3 for colour,
         1 for gray) is checked against the mean file.
         """
-        from caffe_layers.binaryproto import read_mean
-
-        if mean_file and len(mean_value):
-            raise ConfigError("mean_file, mean_value: give one of them, not both (Caffe refuses "
-                              "both)")
+        check_exclusive(mean_file, mean_value)
         mean: MeanSpec = None
         if mean_file:
-            try:
-                mean = read_mean(os.fspath(mean_file), expected_channels=channels)
-            except DataError as exc:
-                raise ConfigError(str(exc)) from None
+            mean = read_mean_file(mean_file, channels)
         elif len(mean_value):
             mean = tuple(mean_value)
         return cls(crop_size=crop_size, mirror=mirror, mean=mean, scale=scale, train=train)

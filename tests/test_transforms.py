@@ -272,8 +272,8 @@ def test_every_problem_is_reported_at_once():
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"crop_size": -1}, "crop_size: must be an integer >= 0"),
     ({"crop_size": 2.5}, "crop_size: must be an integer >= 0"),
-    ({"scale": float("nan")}, "scale: must be a finite number"),
-    ({"scale": 1e40}, "scale: must be a finite number"),
+    ({"scale": float("nan")}, "scale: must be a finite float32 number"),
+    ({"scale": 1e40}, "scale: must be a finite float32 number"),
     ({"mean": ()}, "mean_value: give 1 value or one per channel, got none"),
     ({"mean": ("a",)}, "mean_value: must be finite numbers"),
     ({"mean": (1e39,)}, "mean_value: must be finite numbers"),

@@ -7,16 +7,14 @@ here does the same and refuses what has no sensible float value (strings, object
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 from typing import Sequence, Tuple
 
 import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.normalization import check_exclusive, mean_values, read_mean_file, scale_float32
 
 NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, floating point: all convert to float32
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def is_numeric(dtype: np.dtype) -> bool:
@@ -52,16 +50,14 @@ class Normalizer:
                     row_shape: Tuple[int, ...], top: str) -> Normalizer:
         """Check the mean against the shape of one row of ``top``; ConfigError saying how to fix.
         """
-        if not math.isfinite(scale) or abs(scale) > _FLOAT32_MAX:
-            raise ConfigError(f"scale: must be a finite float32 number (got {scale!r})")
-        if mean_file and len(mean_value):
-            raise ConfigError("mean_file, mean_value: give one of them, not both")
+        rounded_scale = scale_float32(scale)
+        check_exclusive(mean_file, mean_value)
         mean = None
         if mean_file:
             mean = _mean_from_file(mean_file, row_shape, top)
         elif len(mean_value):
             mean = _mean_from_values(mean_value, row_shape, top)
-        return cls(mean, float(np.float32(scale)))
+        return cls(mean, float(rounded_scale))
 
     @property
     def active(self) -> bool:
@@ -84,9 +80,7 @@ class Normalizer:
 
 
 def _mean_from_values(values: Sequence[float], row_shape: Tuple[int, ...], top: str) -> np.ndarray:
-    means = np.array(values, np.float32)
-    if not np.all(np.isfinite(means)):
-        raise ConfigError(f"mean_value: must be finite numbers (got {list(values)})")
+    means = np.array(mean_values(values), np.float32)
     if len(means) == 1:
         return means.reshape(())
     channels = row_shape[0] if row_shape else 1
@@ -97,15 +91,9 @@ def _mean_from_values(values: Sequence[float], row_shape: Tuple[int, ...], top: 
 
 
 def _mean_from_file(path: str, row_shape: Tuple[int, ...], top: str) -> np.ndarray:
-    from caffe_layers.binaryproto import read_mean
-
-    try:
-        mean = read_mean(os.fspath(path))
-    except DataError as exc:
-        raise ConfigError(str(exc)) from None
+    mean = read_mean_file(path)
     if mean.shape != tuple(row_shape):
         raise ConfigError(f"mean_file: '{path}' holds a {mean.shape} mean but the rows of top "
                           f"'{top}' are shaped {tuple(row_shape)}; compute the mean over rows of "
                           f"that shape")
-    mean.flags.writeable = False
     return mean

@@ -28,12 +28,12 @@ from typing import List, Tuple
 
 import numpy as np
 
+from caffe_layers.config import FLOAT32_MAX
 from caffe_layers.errors import ConfigError, DataError
 from caffe_layers.sources.files import read_source
 
 _NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _MAX_REPORTED = 10
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -48,7 +48,7 @@ def _parse_labels(tokens: List[bytes]) -> List[float] | None:
         if not token.isdigit() and _NUMBER.fullmatch(token) is None:
             return None
         value = float(token)
-        if abs(value) > _FLOAT32_MAX:
+        if abs(value) > FLOAT32_MAX:
             return None
         values.append(value)
     return values
