@@ -27,6 +27,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from caffe_layers.errors import DataError
+from caffe_layers.files import read_bytes
 
 _VARINT, _FIXED64, _BYTES, _GROUP_START, _GROUP_END, _FIXED32 = 0, 1, 2, 3, 4, 5
 _WIRE_NAMES = {0: "varint", 1: "fixed64", 2: "length-delimited", 3: "group start",
@@ -193,17 +194,6 @@ def _shape(legacy: Dict[str, int], dims: List[int]) -> Tuple[int, ...]:
     return shape
 
 
-def _read_bytes(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise DataError(f"{what} '{path}' does not exist (relative paths are resolved from "
-                        f"the working directory '{os.getcwd()}')") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None
-
-
 def parse_blobproto(buf: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decode a serialized ``BlobProto`` into a float32 array shaped as stored.
 
@@ -228,7 +218,7 @@ def parse_blobproto(buf: bytes, name: str = "<bytes>") -> np.ndarray:
 def read_blobproto(path: str) -> np.ndarray:
     """Read a ``.binaryproto`` file into a float32 array shaped as stored (see module docstring)."""
     path = os.fspath(path)
-    return parse_blobproto(_read_bytes(path, "BlobProto file"), path)
+    return parse_blobproto(read_bytes(path, "BlobProto file"), path)
 
 
 def _varint_bytes(value: int) -> bytes:
@@ -314,7 +304,7 @@ def read_mean(path: str, expected_channels: int | None = None) -> np.ndarray:
     ``expected_channels`` (3 for colour, 1 for gray) is checked when given.
     """
     path = os.fspath(path)
-    buf = _read_bytes(path, "mean_file")
+    buf = read_bytes(path, "mean_file")
     if buf.startswith(_NPY_MAGIC):
         mean = _mean_from_npy(path, buf)
     else:

@@ -25,8 +25,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.files import read_source
 from caffe_layers.sources.arrays import is_numeric
-from caffe_layers.sources.files import read_source
 
 MAX_SPAN_BYTES = 8 << 20  # one slice read covers at most this much beyond the rows it needs
 CONTIGUOUS_BLOCK_BYTES = 1 << 20  # shuffle block of a contiguous dataset (h5py's largest chunk)

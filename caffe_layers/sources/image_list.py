@@ -30,7 +30,7 @@ import numpy as np
 
 from caffe_layers.config import FLOAT32_MAX
 from caffe_layers.errors import ConfigError, DataError
-from caffe_layers.sources.files import read_source
+from caffe_layers.files import read_source
 
 _NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _MAX_REPORTED = 10

@@ -21,6 +21,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.files import read_bytes
 
 REDUCE_FACTORS = (1, 2, 4, 8)
 _JPEG_SOI = b"\xff\xd8"
@@ -128,16 +129,7 @@ def imdecode_reduces() -> bool:
 
 
 def _read_bytes(path: str, where: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{_prefix(where)}image '{path}' does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"{_prefix(where)}image '{path}' is a directory") from None
-    except OSError as exc:
-        raise DataError(f"{_prefix(where)}cannot read image '{path}': "
-                        f"{exc.strerror or exc}") from None
+    data = read_bytes(path, "image", prefix=_prefix(where))
     if not data:
         raise DataError(f"{_prefix(where)}image '{path}' is empty (0 bytes)")
     return data
