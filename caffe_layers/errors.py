@@ -12,10 +12,28 @@ callers can catch either::
     └── PycaffeError(ImportError)     inside the caffe binary, pycaffe cannot be imported
 
 Messages say where, what and how to fix, e.g.
-``param_str.crop_size: must be <= new_height (got 256 > 224)``.
+``param_str.crop_size: must be <= new_height (got 256 > 224)``. A message about many bad lines,
+files or samples lists the first :data:`MAX_REPORTED` (:func:`first_few`).
 """
 
 from __future__ import annotations
+
+from typing import Sequence
+
+MAX_REPORTED = 10
+
+
+def first_few(items: Sequence[str], separator: str = ", ", noun: str = "",
+              total: int | None = None) -> str:
+    """The first ``MAX_REPORTED`` items joined, then ``... and N more <noun>`` for the rest.
+
+    ``total`` counts the items when ``items`` holds only the first ones (costly to describe).
+    """
+    shown = separator.join(items[:MAX_REPORTED])
+    hidden = (len(items) if total is None else total) - MAX_REPORTED
+    if hidden <= 0:
+        return shown
+    return f"{shown}{separator}... and {hidden} more{' ' + noun if noun else ''}"
 
 
 class CaffeLayersError(Exception):

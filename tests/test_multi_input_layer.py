@@ -130,6 +130,15 @@ def test_a_label_without_rows_is_named(files, tmp_path):
     assert f"has these labels of {listing} in 'labels': 2 ({listing}:3)" in str(error)
 
 
+def test_labels_without_rows_are_listed_ten_then_counted(tmp_path):
+    listing = write_image_list(tmp_path, 14, classes=14)  # labels 0..13
+    features = write_features(tmp_path / "feats.h5", 30, classes=3)  # rows for labels 0..2
+    error = setup_error(tmp_path, LAYER, params(listing, [attach(features)]), tops=TOPS)
+    assert isinstance(error, ConfigError)
+    assert f"in 'labels': 3 ({listing}:4), 4 ({listing}:5)" in str(error)
+    assert f"12 ({listing}:13), ... and 1 more; every label needs" in str(error)
+
+
 @pytest.mark.parametrize(("item", "message"), [
     ({"dataset": "nope"}, "has no dataset named 'nope'"),
     ({"label_dataset": "nope"}, "has no dataset named 'nope'"),

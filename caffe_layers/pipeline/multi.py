@@ -25,14 +25,12 @@ from typing import ContextManager, Tuple
 
 import numpy as np
 
-from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.errors import MAX_REPORTED, ConfigError, DataError, first_few
 from caffe_layers.params import AttachParams, MultiInputParams
 from caffe_layers.pipeline import Pipeline, image_list
 from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.sampling import ATTACH_STREAM, stream_rng
 from caffe_layers.sources.hdf5 import HDF5Files, HDF5Reader
-
-_MAX_REPORTED = 10
 
 
 def attach_rng(seed: int, epoch: int, index: int, item: int) -> np.random.Generator:
@@ -165,8 +163,8 @@ def _check_labels(index: LabelIndex, images, item: AttachParams, where: str) -> 
     labels = images.labels[:, item.label_column]
     missing = np.unique(index.missing(labels))
     if len(missing):
-        shown = ", ".join(f"{value:g} ({images.where(int(np.flatnonzero(labels == value)[0]))})"
-                          for value in missing[:_MAX_REPORTED])
+        shown = first_few([f"{value:g} ({images.where(int(np.flatnonzero(labels == value)[0]))})"
+                           for value in missing[:MAX_REPORTED]], total=len(missing))
         raise ConfigError(f"{where}: no row of '{item.hdf5}' has these labels of {images.source}"
                           f" in '{item.label_dataset}': {shown}; every label needs at least one "
                           f"row to draw from")

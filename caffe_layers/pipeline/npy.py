@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe_layers.errors import DataError
+from caffe_layers.errors import DataError, first_few
 from caffe_layers.params import NpyParams
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.pipeline.labels import label_layouts, write_labels
@@ -19,8 +19,6 @@ from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.sources.arrays import Normalizer, is_numeric
 from caffe_layers.sources.image_list import ImageList
 from caffe_layers.sources.npy import check_sample, describe_dtype, read_npy, sample_path
-
-_MAX_REPORTED = 10
 
 
 class NpyProducer(Producer):
@@ -58,10 +56,9 @@ def check_classes(samples: ImageList, n_classes: int) -> None:
     labels = samples.labels[:, 0]
     bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels >= n_classes))
     if len(bad):
-        shown = ", ".join(f"{samples.where(int(i))} ({labels[i]:g})" for i in bad[:_MAX_REPORTED])
-        more = f" and {len(bad) - _MAX_REPORTED} more" if len(bad) > _MAX_REPORTED else ""
+        shown = first_few([f"{samples.where(int(i))} ({labels[i]:g})" for i in bad])
         raise DataError(f"n_classes: {n_classes}: one-hot labels must be integers in [0, "
-                        f"{n_classes}); {len(bad)} line(s) are not: {shown}{more}")
+                        f"{n_classes}); {len(bad)} line(s) are not: {shown}")
 
 
 def build(params: NpyParams, train: bool) -> Pipeline:

@@ -24,7 +24,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.errors import ConfigError, DataError, first_few
 from caffe_layers.files import read_source
 from caffe_layers.sources.arrays import is_numeric
 
@@ -32,7 +32,6 @@ MAX_SPAN_BYTES = 8 << 20  # one slice read covers at most this much beyond the r
 CONTIGUOUS_BLOCK_BYTES = 1 << 20  # shuffle block of a contiguous dataset (h5py's largest chunk)
 MAX_OPEN_FILES = 4  # per process; each with its own chunk cache
 MAX_CACHE_BYTES = 32 << 20  # chunk cache per dataset (HDF5's default is 1 MiB)
-_MAX_REPORTED = 10
 
 
 def read_file_list(source: str) -> List[str]:
@@ -112,11 +111,8 @@ def _check_row_shapes(paths: Sequence[str], tops: Sequence[str], infos: list) ->
 
 def _raise(source: str, problems: List[str]) -> None:
     if problems:
-        shown = problems[:_MAX_REPORTED]
-        hidden = len(problems) - len(shown)
-        more = f"\n  ... and {hidden} more" if hidden else ""
         raise DataError(f"source '{source}': {len(problems)} problem(s) with the HDF5 files:\n  "
-                        + "\n  ".join(shown) + more)
+                        + first_few(problems, "\n  "))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -29,11 +29,10 @@ from typing import List, Tuple
 import numpy as np
 
 from caffe_layers.config import FLOAT32_MAX
-from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.errors import ConfigError, DataError, first_few
 from caffe_layers.files import read_source
 
 _NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_MAX_REPORTED = 10
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -130,13 +129,9 @@ class ImageList:
 
     @staticmethod
     def _raise(source: str, problems: List[str]) -> None:
-        if not problems:
-            return
-        shown = problems[:_MAX_REPORTED]
-        more = len(problems) - len(shown)
-        tail = f"\n  ... and {more} more bad lines" if more else ""
-        raise DataError(f"{source}: {len(problems)} bad line(s) in the image list:\n  "
-                        + "\n  ".join(shown) + tail)
+        if problems:
+            raise DataError(f"{source}: {len(problems)} bad line(s) in the image list:\n  "
+                            + first_few(problems, "\n  ", "bad lines"))
 
     @classmethod
     def _build(cls, source: str, root_folder: str, paths: List[bytes], labels: List[float],
