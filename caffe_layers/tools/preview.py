@@ -21,10 +21,9 @@ from typing import Any, Iterator, List, Sequence, Tuple
 import numpy as np
 
 from caffe_layers.errors import CaffeLayersError, ConfigError, DataError
-from caffe_layers.testing import prototxt
+from caffe_layers.testing import netstate, prototxt
+from caffe_layers.testing.netstate import PHASES, NetState, Rule
 from caffe_layers.tools import _cli, _grid
-
-PHASES = {"TRAIN": 0, "TEST": 1}
 
 
 class LayerFailed(CaffeLayersError, RuntimeError):
@@ -33,32 +32,18 @@ class LayerFailed(CaffeLayersError, RuntimeError):
 
 # ---------------------------------------------------------------------------- choosing the layer
 
-def _rule_met(rule: prototxt.Message, phase: int, level: int, stages: Sequence[str]) -> bool:
-    """Caffe's ``StateMeetsRule`` for a net state (phase, level, stages)."""
-    if "phase" in rule and prototxt.as_enum(rule.get("phase"), PHASES, "phase") != phase:
-        return False
-    if "min_level" in rule and level < prototxt.as_int(rule.get("min_level")):
-        return False
-    if "max_level" in rule and level > prototxt.as_int(rule.get("max_level")):
-        return False
-    if any(s not in stages for s in rule.getall("stage")):
-        return False
-    return not any(s in stages for s in rule.getall("not_stage"))
-
-
-def included(layer: prototxt.Message, phase: int, level: int = 0,
-             stages: Sequence[str] = ()) -> bool:
+def included(layer: prototxt.Message, state: NetState) -> bool:
     """Whether Caffe's ``FilterNet`` keeps ``layer`` in a net of this state."""
-    if layer.getall("include"):
-        return any(_rule_met(r, phase, level, stages) for r in layer.getall("include"))
-    return not any(_rule_met(r, phase, level, stages) for r in layer.getall("exclude"))
+    return netstate.included(state, [Rule.from_message(r) for r in layer.getall("include")],
+                             [Rule.from_message(r) for r in layer.getall("exclude")])
 
 
-def _net_state(net: prototxt.Message) -> Tuple[int, List[str]]:
+def _net_state(net: prototxt.Message, phase: str) -> NetState:
     state = net.get("state")
     if not isinstance(state, prototxt.Message):
-        return 0, []
-    return prototxt.as_int(state.get("level", 0)), list(state.getall("stage"))
+        return NetState(PHASES[phase])
+    return NetState(PHASES[phase], prototxt.as_int(state.get("level", 0)),
+                    tuple(state.getall("stage")))
 
 
 def _layer_name(layer: prototxt.Message) -> str:
@@ -68,9 +53,9 @@ def _layer_name(layer: prototxt.Message) -> str:
 def select_layer(net: prototxt.Message, phase: str, name: str | None, source: str
                  ) -> prototxt.Message:
     """The Python layer ``name`` of the ``phase`` net (the first Python data layer if None)."""
-    level, stages = _net_state(net)
+    state = _net_state(net, phase)
     layers = net.getall("layer")
-    kept = [layer for layer in layers if included(layer, PHASES[phase], level, stages)]
+    kept = [layer for layer in layers if included(layer, state)]
     python = [layer for layer in kept if layer.get("type") == "Python"
               and not layer.getall("bottom")]
     known = ", ".join(f"'{_layer_name(layer)}'" for layer in python) or "none"

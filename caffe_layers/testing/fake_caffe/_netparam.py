@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from caffe_layers.testing.fake_caffe._errors import CaffeAbort, check
+from caffe_layers.testing.netstate import PHASES, NetState, Rule, included
 from caffe_layers.testing.prototxt import (
     Message,
     PrototxtError,
@@ -25,7 +26,6 @@ from caffe_layers.testing.prototxt import (
     parse_file,
 )
 
-PHASES = {"TRAIN": 0, "TEST": 1}
 _SHARE_MODES = {"STRICT": 0, "PERMISSIVE": 1}
 _STR, _INT, _FLOAT, _BOOL, _MSG = "str", "int", "float", "bool", "msg"
 
@@ -55,17 +55,6 @@ _SCHEMAS: dict = {
     "BlobShape": {"dim": (_INT, True)},
 }
 _CONVERTERS = {_STR: as_str, _INT: as_int, _FLOAT: as_float, _BOOL: as_bool}
-
-
-@dataclass
-class Rule:
-    """A ``NetStateRule`` of ``include``/``exclude``."""
-
-    phase: int | None = None
-    min_level: int | None = None
-    max_level: int | None = None
-    stages: list = field(default_factory=list)
-    not_stages: list = field(default_factory=list)
 
 
 @dataclass
@@ -187,8 +176,8 @@ def _layer_spec(msg: Message, root: Message) -> LayerSpec:
 def _rule(msg: Message, layer: Message, name: str) -> Rule:
     rule = _read(msg, "NetStateRule", layer, name)
     return Rule(phase=rule.get("phase"), min_level=rule.get("min_level"),
-                max_level=rule.get("max_level"), stages=rule.get("stage", []),
-                not_stages=rule.get("not_stage", []))
+                max_level=rule.get("max_level"), stages=tuple(rule.get("stage", [])),
+                not_stages=tuple(rule.get("not_stage", [])))
 
 
 def _upgrade_input(net: dict, root: Message) -> list:
@@ -212,31 +201,14 @@ def _upgrade_input(net: dict, root: Message) -> list:
 
 def filter_layers(net: NetSpec) -> list:
     """``Net::FilterNet``: the layers whose include/exclude rules admit the net's state."""
+    state = NetState(net.phase, net.level, tuple(net.stages))
     kept = []
     for layer in net.layers:
         check(not (layer.include and layer.exclude),
               f"layer '{layer.name}': Specify either include rules or exclude rules; not both.")
-        included = not layer.include
-        if any(_meets(net, rule) for rule in layer.exclude):
-            included = False
-        if any(_meets(net, rule) for rule in layer.include):
-            included = True
-        if included:
+        if included(state, layer.include, layer.exclude):
             kept.append(layer)
     return kept
-
-
-def _meets(net: NetSpec, rule: Rule) -> bool:
-    """``Net::StateMeetsRule``."""
-    if rule.phase is not None and rule.phase != net.phase:
-        return False
-    if rule.min_level is not None and net.level < rule.min_level:
-        return False
-    if rule.max_level is not None and net.level > rule.max_level:
-        return False
-    if any(stage not in net.stages for stage in rule.stages):
-        return False
-    return not any(stage in net.stages for stage in rule.not_stages)
 
 
 # ---------------------------------------------------------------------------------- splits
