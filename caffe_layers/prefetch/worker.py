@@ -27,6 +27,8 @@ import threading
 import time
 import traceback
 
+from caffe_layers.prefetch.procstat import process_alive
+
 WATCHDOG_S = 0.2
 KEEP_FREED_BYTES = 32 << 20  # glibc's largest mmap threshold on 64-bit systems
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
@@ -39,15 +41,6 @@ def describe(exc: BaseException) -> dict:
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
     }
-
-
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (not gone, not a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except OSError:
-        return False
 
 
 def _watch(consumer_pid: int) -> None:

@@ -10,34 +10,22 @@ import os
 import time
 from typing import Iterable
 
+from caffe_layers.prefetch.procstat import process_alive, read_stat
 from caffe_layers.prefetch.slots import MEMFD_PREFIX
+
+alive = process_alive  # whether a pid runs: exists, neither a zombie nor dead
 
 
 def child_pids(pid: int | None = None) -> set:
-    """Pids of the live (non-zombie) children of ``pid`` (default: this process)."""
+    """Pids of the live children of ``pid`` (default: this process)."""
     pid = os.getpid() if pid is None else pid
     children = set()
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        state, ppid = fields[0], int(fields[1])
-        if ppid == pid and state != b"Z":
-            children.add(int(entry))
+        if entry.isdigit():
+            stat = read_stat(int(entry))
+            if stat is not None and stat[1] == pid and process_alive(int(entry)):
+                children.add(int(entry))
     return children
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
 
 
 def wait_gone(pids: Iterable[int], timeout_s: float) -> set:
