@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import math
 import re
+import warnings
 from typing import Any, Callable, Iterable, Mapping, Sequence, Tuple, TypeVar
 
 from caffe_layers.errors import ConfigError
@@ -149,13 +150,14 @@ def choice(*allowed: str) -> Kind:
 
 def option(kind: Kind, default: Any = REQUIRED, *, minimum: float | None = None,
            maximum: float | None = None, example: str = "", doc: str = "",
-           caffe: str = "") -> Any:
+           caffe: str = "", old_name: str = "") -> Any:
     """Declare a config field. ``default=None`` makes the key optional with no value.
 
     ``doc`` and ``caffe`` (the Caffe setting it replaces, if any) fill the README's tables.
+    ``old_name`` is a name the key had before: still read, with a FutureWarning.
     """
     meta = {"kind": kind, "minimum": minimum, "maximum": maximum, "example": example, "doc": doc,
-            "caffe": caffe}
+            "caffe": caffe, "old_name": old_name}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -193,15 +195,46 @@ def _convert_field(field: dataclasses.Field, raw: Mapping[str, Any]) -> tuple[An
     return converted, None
 
 
-def _unknown_keys(raw: Mapping[str, Any], known: Sequence[str]) -> list[Problem]:
+def _unknown_keys(raw: Mapping[str, Any], known: Sequence[str],
+                  elsewhere: Mapping[str, Sequence[str]]) -> list[Problem]:
+    """A problem per key that is not ``known``; ``elsewhere``: key -> the layers that take it."""
     problems = []
     for key in raw:
         if key in known:
             continue
         close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+        if key in elsewhere:
+            hint = f"; that is a key of {_and(elsewhere[key])}"
+            hint += f"; did you mean {close[0]!r}?" if close else ""
+        elif close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            hint = f"; known keys: {', '.join(known)}"
         problems.append(Problem((str(key),), f"unknown key{hint}"))
     return problems
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _renamed(fields: Sequence[dataclasses.Field], raw: Mapping[str, Any], where: str
+             ) -> tuple[dict, list[Problem]]:
+    """``raw`` with every key given by its ``old_name`` under its name (warning once each)."""
+    raw, problems = dict(raw), []
+    for field in fields:
+        old = field.metadata.get("old_name")
+        if not old or old not in raw:
+            continue
+        if field.name in raw:
+            problems.append(Problem((old,), f"is the old name of {field.name}; give only "
+                                            f"{field.name}"))
+            del raw[old]
+            continue
+        raw[field.name] = raw.pop(old)
+        warnings.warn(f"{where}: '{old}' is deprecated, write '{field.name}' instead (same "
+                      f"value)", FutureWarning, stacklevel=4)
+    return raw, problems
 
 
 def parse_yaml(param_str: str) -> dict:
@@ -255,11 +288,16 @@ def _flattened_hint(raw: Mapping[str, Any]) -> str:
     return ""
 
 
-def build(cls: type[T], raw: Mapping[str, Any], *, where: str = "param_str") -> T:
-    """Build config ``cls`` from an already parsed mapping; one ConfigError lists every problem."""
+def build(cls: type[T], raw: Mapping[str, Any], *, where: str = "param_str",
+          elsewhere: Mapping[str, Sequence[str]] | None = None) -> T:
+    """Build config ``cls`` from an already parsed mapping; one ConfigError lists every problem.
+
+    ``elsewhere`` maps keys ``cls`` does not take to the layers that do, for the hint.
+    """
     fields = [f for f in dataclasses.fields(cls) if f.init]
     known = [f.name for f in fields]
-    problems = _unknown_keys(raw, known)
+    raw, problems = _renamed(fields, raw, where)
+    problems += _unknown_keys(raw, known, elsewhere or {})
     values = {}
     for field in fields:
         values[field.name], refused = _convert_field(field, raw)
@@ -280,9 +318,10 @@ def _cross_key_problems(config: Any, found: Sequence[Problem]) -> list[Problem]:
     return [p for p in config.problems() if not bad_keys.intersection(p.keys + p.involves)]
 
 
-def load(cls: type[T], param_str: str, *, where: str = "param_str") -> T:
+def load(cls: type[T], param_str: str, *, where: str = "param_str",
+         elsewhere: Mapping[str, Sequence[str]] | None = None) -> T:
     """Parse ``param_str`` (YAML) into config ``cls``; one ConfigError lists every problem."""
-    return build(cls, parse_yaml(param_str), where=where)
+    return build(cls, parse_yaml(param_str), where=where, elsewhere=elsewhere)
 
 
 def _message(where: str, problems: Iterable[Problem]) -> str:

@@ -22,6 +22,7 @@ its traceback to stderr before raising (:func:`~caffe_layers.pycaffe.printing_er
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
 
@@ -63,7 +64,8 @@ class PrefetchDataLayer(caffe.Layer):
         name = type(self).__name__
         if len(bottom):
             raise ConfigError(f"{name} takes no bottoms, got {len(bottom)}; remove its `bottom:`")
-        params = config.load(self.params_class, self.param_str, where=f"{name} param_str")
+        params = config.load(self.params_class, self.param_str, where=f"{name} param_str",
+                             elsewhere=_keys_of_other_layers(type(self)))
         train = self.phase == caffe.TRAIN
         pipeline = self.build(params, train)
         self._specs = pipeline.specs_for(len(top), name)
@@ -100,17 +102,18 @@ class PrefetchDataLayer(caffe.Layer):
         return 0, 1
 
     def _start(self, params: PrefetchParams, pipeline: Pipeline, train: bool) -> Prefetcher:
-        rank, count = self._shard(params, train)
-        self._shard_of = (rank, count)
+        shard_rank, shard_count = self._shard(params, train)
+        self._shard_of = (shard_rank, shard_count)
         if pipeline.samples is None:
-            pipeline.producer.shard(rank, count)
+            pipeline.producer.shard(shard_rank, shard_count)
             plan = RoundRobinPlan(params.batch_size)
         else:
             order = pipeline.order(params.shuffle, params.seed)
-            plan = SamplePlan(SampleStream(order, params.batch_size, rank, count), params.seed)
+            plan = SamplePlan(SampleStream(order, params.batch_size, shard_rank, shard_count),
+                              params.seed)
         first_batch = params.start_iter * params.iter_size if train else 0
         return Prefetcher(
-            pipeline.producer, self._specs, plan, workers=params.worker_count,
+            pipeline.producer, self._specs, plan, workers=params.workers,
             prefetch=params.prefetch, start_method=params.start_method, first_batch=first_batch,
             timeout_s=params.timeout_s, on_worker_death=params.on_worker_death,
             name=type(self).__name__)
@@ -140,6 +143,30 @@ class PrefetchDataLayer(caffe.Layer):
                 print(f"caffe_layers: {type(self).__name__} skipped sample {index}: {message} "
                       f"(skips so far: {self._skipped}, of {distinct} distinct "
                       f"sample{'' if distinct == 1 else 's'})", file=sys.stderr, flush=True)
+
+
+def _keys_of_other_layers(layer: type) -> dict:
+    """Every key another data layer takes and ``layer`` does not -> the names of those layers.
+
+    Lets a key given to the wrong layer be answered with the layer that takes it.
+    """
+    own = {field.name for field in dataclasses.fields(layer.params_class)}
+    found: dict = {}
+    for other in _data_layers(PrefetchDataLayer):
+        for field in dataclasses.fields(other.params_class):
+            if field.name not in own:
+                found.setdefault(field.name, []).append(other.__name__)
+    return found
+
+
+def _data_layers(base: type) -> list:
+    """The concrete data layers below ``base``, in definition order."""
+    found = []
+    for layer in base.__subclasses__():
+        if layer.pipeline:
+            found.append(layer)
+        found += _data_layers(layer)
+    return found
 
 
 class ImageListDataLayer(PrefetchDataLayer):

@@ -97,9 +97,9 @@ class PrefetchParams:
                                  involves=("shard_count",)))
         return found
 
-    @property
-    def worker_count(self) -> int:
-        return default_workers() if self.workers is None else self.workers
+    def __post_init__(self) -> None:
+        if self.workers is None:  # not given: the default, fixed once here
+            object.__setattr__(self, "workers", default_workers())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,7 +223,9 @@ class NpyParams(PrefetchParams):
     """NpyDataLayer: one ``<root>/<id>.npy`` per sample, ids and labels from a list file."""
 
     source: str = option(STR, example="train.txt", doc="list file: one `id label...` per line")
-    root: str = option(STR, "", doc="directory of the files: sample `id` is <root>/<id>.npy")
+    root_folder: str = option(STR, "", old_name="root",
+                              doc="directory of the files: sample `id` is <root_folder>/<id>.npy "
+                                  "(formerly `root`)")
     label_columns: int = option(INT, 1, minimum=0, doc="labels per line (the last columns)")
     n_classes: int = option(INT, None, minimum=1, doc="one-hot labels (N, n_classes) from an "
                                                       "integer label in [0, n_classes)")
@@ -249,7 +251,7 @@ class DatasetParams(PrefetchParams):
                           doc="'module:Class' with __len__ and __getitem__(i, rng) -> {top: "
                               "array}")
     generator: str = option(STR, None, example="my_data:samples",
-                            doc="'module:function'; (worker_id, num_workers, rng, **kwargs) "
+                            doc="'module:function'; (worker_id, workers, rng, **kwargs) "
                                 "-> iterator of {top: array}")
     kwargs: dict = option(MAPPING, None, doc="keyword arguments for the class or function")
     tops: tuple = option(STRS, None, doc="the keys read into each top, in top order (default: "

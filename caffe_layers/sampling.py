@@ -19,7 +19,7 @@ from caffe_layers.errors import ConfigError
 SHUFFLE_STREAM = 0  # epoch orders: (seed, SHUFFLE_STREAM, epoch)
 SAMPLE_STREAM = 1  # a sample's augmentation: (seed, SAMPLE_STREAM, epoch, index)
 ATTACH_STREAM = 2  # MultiInputDataLayer's attached rows: (seed, ATTACH_STREAM, epoch, index, item)
-GENERATOR_STREAM = 3  # a user generator: (seed, GENERATOR_STREAM, worker_id, num_workers)
+GENERATOR_STREAM = 3  # a user generator: (seed, GENERATOR_STREAM, worker_id, workers)
 
 
 def stream_rng(seed: int, stream: int, *words: int) -> np.random.Generator:
@@ -57,8 +57,9 @@ class ShuffledOrder(Order):
 class SampleStream:
     """Batches of sample indices cut from the epochs of one shard.
 
-    Shard ``rank`` of ``count`` takes every ``count``-th element of each epoch's order, starting at
-    ``rank``: the shards of one epoch are disjoint and together hold every sample once.
+    Shard ``shard_rank`` of ``shard_count`` takes every ``shard_count``-th element of each epoch's
+    order, starting at ``shard_rank``: the shards of one epoch are disjoint and together hold
+    every sample once.
     """
 
     def __init__(self, order: Order, batch_size: int, shard_rank: int = 0,

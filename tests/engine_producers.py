@@ -32,19 +32,19 @@ class IdProducer(Producer):
 
 
 class OpenFails(Producer):
-    def open(self, worker_id, num_workers):
+    def open(self, worker_id, workers):
         raise OSError(f"worker {worker_id} cannot open its files")
 
 
 class CountingGenerator(Producer):
     """Each worker runs its own counter: rows are (worker id, count, number of workers)."""
 
-    def open(self, worker_id, num_workers):
-        self.worker_id, self.num_workers, self.count = worker_id, num_workers, 0
+    def open(self, worker_id, workers):
+        self.worker_id, self.workers, self.count = worker_id, workers, 0
 
     def fill(self, out, task):
         for row, _, _ in task:
-            out["ids"][row] = (self.worker_id * 1000 + self.count, self.num_workers)
+            out["ids"][row] = (self.worker_id * 1000 + self.count, self.workers)
             self.count += 1
         out["noise"][...] = 0
 

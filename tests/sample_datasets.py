@@ -210,21 +210,21 @@ class Shapes:
         return {"data": image, "label": label}
 
 
-def counting(worker_id, num_workers, rng, limit=None):
-    """Yields ``data = [worker_id, count, num_workers]``, ``label = rng.random()``; ``limit``
+def counting(worker_id, workers, rng, limit=None):
+    """Yields ``data = [worker_id, count, workers]``, ``label = rng.random()``; ``limit``
     samples per pass (endless without it)."""
     count = 0
     while limit is None or count < limit:
-        yield {"data": [worker_id, count, num_workers], "label": rng.random()}
+        yield {"data": [worker_id, count, workers], "label": rng.random()}
         count += 1
 
 
-def nothing(worker_id, num_workers, rng):
+def nothing(worker_id, workers, rng):
     """A generator that yields no sample."""
     return iter(())
 
 
-def noise_samples(worker_id, num_workers, rng, size=8):
+def noise_samples(worker_id, workers, rng, size=8):
     """The example generator: endless ``Shapes``-like samples drawn from the worker's RNG."""
     shapes = Shapes(4, size)
     while True:

@@ -63,7 +63,8 @@ def hdf5(tmp_path):
 
 
 def npy(tmp_path):
-    return {"source": write_npy_samples(tmp_path, N), "root": tmp_path / "npy"}, ("data", "label")
+    keys = {"source": write_npy_samples(tmp_path, N), "root_folder": tmp_path / "npy"}
+    return keys, ("data", "label")
 
 
 def dataset(tmp_path):

@@ -31,7 +31,7 @@ def samples(tmp_path, count=N, **options):
 
 
 def params(listing: str, root, **keys) -> str:
-    keys = {"source": listing, "root": root, "batch_size": 5, **keys}
+    keys = {"source": listing, "root_folder": root, "batch_size": 5, **keys}
     return "{" + ", ".join(f"{k}: {v}" for k, v in keys.items()) + "}"
 
 

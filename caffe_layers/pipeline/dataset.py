@@ -8,8 +8,8 @@ class is built once in the layer's process at setup (to read its length and samp
 file it opens in ``__init__`` is never shared across a fork.
 
 ``generator: "module:function"`` is called in every worker as
-``function(worker_id, num_workers, rng, **kwargs)`` and must return an iterator of samples;
-``rng`` is seeded from ``(seed, worker_id, num_workers)``. Batch ``b`` comes from worker
+``function(worker_id, workers, rng, **kwargs)`` and must return an iterator of samples;
+``rng`` is seeded from ``(seed, worker_id, workers)``. Batch ``b`` comes from worker
 ``b % W``: the output is deterministic for a given number of workers but changes with it. With
 several solver ranks the ids are global: worker ``w`` of rank ``r`` is worker ``r * W + w`` of
 ``ranks * W``, so a generator that splits its data by worker id splits it across ranks too. An
@@ -54,9 +54,9 @@ def import_object(spec: str, key: str) -> Any:
     return target
 
 
-def generator_rng(seed: int, worker_id: int, num_workers: int) -> np.random.Generator:
-    """The generator function's RNG in worker ``worker_id`` of ``num_workers``."""
-    return stream_rng(seed, GENERATOR_STREAM, worker_id, num_workers)
+def generator_rng(seed: int, worker_id: int, workers: int) -> np.random.Generator:
+    """The generator function's RNG in worker ``worker_id`` of ``workers``."""
+    return stream_rng(seed, GENERATOR_STREAM, worker_id, workers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +128,7 @@ class DatasetProducer(Producer):
     def __getstate__(self) -> dict:
         return dict(self.__dict__, _dataset=None)
 
-    def open(self, worker_id: int, num_workers: int) -> None:
+    def open(self, worker_id: int, workers: int) -> None:
         self._dataset = import_object(self.spec, "dataset")(**self.kwargs)
         length = len(self._dataset)
         if length != self.length:
@@ -154,26 +154,26 @@ class GeneratorProducer(Producer):
         self.kwargs = kwargs
         self.layout = layout
         self.seed = seed
-        self.rank, self.ranks = 0, 1
+        self.shard_rank, self.shard_count = 0, 1
         self._iterator = None
 
     def __getstate__(self) -> dict:
         return dict(self.__dict__, _iterator=None)
 
-    def shard(self, rank: int, count: int) -> None:
-        self.rank, self.ranks = rank, count
+    def shard(self, shard_rank: int, shard_count: int) -> None:
+        self.shard_rank, self.shard_count = shard_rank, shard_count
 
-    def open(self, worker_id: int, num_workers: int) -> None:
-        # Ids across all ranks, so that generators sharding by worker id shard across ranks.
-        worker_id, num_workers = self.rank * num_workers + worker_id, self.ranks * num_workers
-        self.worker_id, self.num_workers = worker_id, num_workers
+    def open(self, worker_id: int, workers: int) -> None:
+        # Ids across all shards, so that generators sharding by worker id shard across ranks.
+        self.worker_id = self.shard_rank * workers + worker_id
+        self.workers = self.shard_count * workers
         self._function = import_object(self.spec, "generator")
-        self._rng = generator_rng(self.seed, worker_id, num_workers)
+        self._rng = generator_rng(self.seed, self.worker_id, self.workers)
         self._iterator = self._start()
-        self.count = 0
+        self.produced = 0
 
     def _start(self):
-        return iter(self._function(self.worker_id, self.num_workers, self._rng, **self.kwargs))
+        return iter(self._function(self.worker_id, self.workers, self._rng, **self.kwargs))
 
     def _next(self) -> Any:
         try:
@@ -189,9 +189,9 @@ class GeneratorProducer(Producer):
 
     def fill(self, out: dict, task) -> None:
         for row, _, _ in task:
-            where = f"generator '{self.spec}' worker {self.worker_id} sample {self.count}"
+            where = f"generator '{self.spec}' worker {self.worker_id} sample {self.produced}"
             self.layout.write(self._next(), out, row, where)
-            self.count += 1
+            self.produced += 1
 
     def close(self) -> None:
         if self._iterator is not None:
@@ -218,7 +218,7 @@ def _probe_dataset(params: DatasetParams, kwargs: dict) -> Tuple[SampleLayout, i
 
 def _probe_generator(params: DatasetParams, kwargs: dict) -> SampleLayout:
     function = import_object(params.generator, "generator")
-    workers = max(1, params.worker_count)
+    workers = max(1, params.workers)
     iterator = iter(function(0, workers, generator_rng(params.seed, 0, workers), **kwargs))
     try:
         sample = next(iterator)

@@ -40,7 +40,7 @@ class HDF5Producer(Producer):
         state["_reader"] = None  # h5py handles never travel to another process
         return state
 
-    def open(self, worker_id: int, num_workers: int) -> None:
+    def open(self, worker_id: int, workers: int) -> None:
         self._reader = HDF5Reader(self.files, self.window)
 
     def fill(self, out: dict, task) -> None:

@@ -38,7 +38,7 @@ class ImageListProducer(Producer):
         self.skip_errors = params.on_error == "skip"
         self.image_hw = image_hw  # every image's size after resize (the first image's)
 
-    def open(self, worker_id: int, num_workers: int) -> None:
+    def open(self, worker_id: int, workers: int) -> None:
         one_thread_per_worker()
 
     def fill(self, out: dict, task) -> object:

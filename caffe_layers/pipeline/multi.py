@@ -122,8 +122,8 @@ class MultiInputProducer(Producer):
     def forking(self) -> ContextManager:
         return self.primary.forking()
 
-    def open(self, worker_id: int, num_workers: int) -> None:
-        self.primary.open(worker_id, num_workers)
+    def open(self, worker_id: int, workers: int) -> None:
+        self.primary.open(worker_id, workers)
         for attachment in self.attachments:
             attachment.open()
 

@@ -1,4 +1,4 @@
-"""``.npy`` samples → batches: one ``<root>/<id>.npy`` per list line, labels from the list.
+"""``.npy`` samples → batches: one ``<root_folder>/<id>.npy`` per list line, labels from the list.
 
 The list file has Caffe's image-list syntax (``id label...``, split at the last separators; see
 :mod:`caffe_layers.sources.image_list`). The first sample fixes the data top's shape and the
@@ -24,17 +24,17 @@ from caffe_layers.sources.npy import check_sample, describe_dtype, read_npy, sam
 class NpyProducer(Producer):
     """Fills data and label rows from the samples of an :class:`ImageList` of ids."""
 
-    def __init__(self, samples: ImageList, root: str, shape: tuple, dtype: np.dtype,
+    def __init__(self, samples: ImageList, root_folder: str, shape: tuple, dtype: np.dtype,
                  normalizer: Normalizer, n_classes: int | None = None) -> None:
         self.samples = samples
-        self.root = root
+        self.root_folder = root_folder
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.normalizer = normalizer
         self.n_classes = n_classes
 
     def path(self, index: int) -> str:
-        return sample_path(self.root, self.samples.path(index))
+        return sample_path(self.root_folder, self.samples.path(index))
 
     def load(self, index: int, out: np.ndarray) -> None:
         """Read sample ``index``, check its shape and dtype, write it into ``out`` as float32."""
@@ -66,14 +66,14 @@ def build(params: NpyParams, train: bool) -> Pipeline:
     samples = ImageList.read(params.source, "", params.label_columns)
     if params.n_classes is not None:
         check_classes(samples, params.n_classes)
-    first_path = sample_path(params.root, samples.path(0))
+    first_path = sample_path(params.root_folder, samples.path(0))
     first = read_npy(first_path, samples.where(0))
     if not is_numeric(first.dtype):
         raise DataError(f"{samples.where(0)}: '{first_path}' holds {describe_dtype(first.dtype)}"
                         f" values; tops are float32, so store numbers (bool, integer or float)")
     normalizer = Normalizer.from_params(params.mean_file, params.mean_value, params.scale,
                                         first.shape, "data")
-    producer = NpyProducer(samples, params.root, first.shape, first.dtype, normalizer,
+    producer = NpyProducer(samples, params.root_folder, first.shape, first.dtype, normalizer,
                            params.n_classes)
     producer.load(0, np.empty(first.shape, np.float32))
     data = TopSpec("data", (params.batch_size,) + first.shape)

@@ -84,10 +84,10 @@ class Prefetcher:
         self.start_method = context.get_start_method()
         arena = SlotArena(self.specs, prefetch + self.workers, name=name)
         self._free = deque(range(arena.n_slots))
-        self._pool = WorkerPool(context, self.producer, arena, self.workers, name)
+        self._pool = WorkerPool(context, self.producer, arena, name)
         self._finalizer = weakref.finalize(self, self._pool.close)
         try:
-            self._pool.start_all()
+            self._pool.start_all(self.workers)
             self._dispatch()
         except BaseException:
             self.close()

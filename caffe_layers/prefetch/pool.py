@@ -58,24 +58,23 @@ class Worker:
 class WorkerPool:
     """Starts and stops the workers that fill ``arena``'s slots with ``producer``."""
 
-    def __init__(self, context, producer, arena, count: int, name: str) -> None:
+    def __init__(self, context, producer, arena, name: str) -> None:
         self.context = context
         self.producer = producer
         self.arena = arena
-        self.count = count
         self.name = name
         self.consumer_pid = os.getpid()
         self.workers: list = []
         self.closed = False
 
-    def start_all(self) -> None:
-        self.workers = [self.start(i) for i in range(self.count)]
+    def start_all(self, workers: int) -> None:
+        self.workers = [self.start(i, workers) for i in range(workers)]
 
-    def start(self, worker_id: int) -> Worker:
+    def start(self, worker_id: int, workers: int) -> Worker:
         ours, theirs = self.context.Pipe(duplex=True)
         process = self.context.Process(
             target=run_worker, name=f"caffe_layers:{self.name}:worker{worker_id}", daemon=True,
-            args=(worker_id, self.count, theirs, self.arena, self.producer, self.consumer_pid))
+            args=(worker_id, workers, theirs, self.arena, self.producer, self.consumer_pid))
         with children_allowed(), self._forking():
             process.start()
         theirs.close()
@@ -93,7 +92,7 @@ class WorkerPool:
     def restart(self, worker: Worker) -> Worker:
         """A new process in ``worker``'s place; the caller re-sends its outstanding batches."""
         _stop([worker], grace_s=0.0)
-        fresh = self.start(worker.id)
+        fresh = self.start(worker.id, len(self.workers))
         self.workers[worker.id] = fresh
         return fresh
 

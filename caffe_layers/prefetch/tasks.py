@@ -116,14 +116,15 @@ class Producer:
         """
         return contextlib.nullcontext()
 
-    def shard(self, rank: int, count: int) -> None:
-        """Told, before any worker starts, that this consumer is shard ``rank`` of ``count``.
+    def shard(self, shard_rank: int, shard_count: int) -> None:
+        """Told, before any worker starts, that this consumer is shard ``shard_rank`` of
+        ``shard_count``.
 
         Indexed data is sharded by its plan, so the default does nothing; a producer that is not
         indexed (a generator) shards itself.
         """
 
-    def open(self, worker_id: int, num_workers: int) -> None:
+    def open(self, worker_id: int, workers: int) -> None:
         """Called once in the process that will fill batches."""
 
     def fill(self, out: dict, task: BatchTask) -> object:

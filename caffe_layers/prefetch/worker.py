@@ -112,14 +112,14 @@ def _serve(conn, arena, producer) -> None:
             _send(conn, ("done", number, slot, report))
 
 
-def run_worker(worker_id: int, num_workers: int, conn, arena, producer, consumer_pid: int) -> None:
+def run_worker(worker_id: int, workers: int, conn, arena, producer, consumer_pid: int) -> None:
     """Entry point of a worker process (the target of its multiprocessing.Process)."""
     _quiet_signals()
     _never_preempt_the_consumer()
     keep_freed_memory()
     threading.Thread(target=_watch, args=(consumer_pid,), name="watchdog", daemon=True).start()
     try:
-        producer.open(worker_id, num_workers)
+        producer.open(worker_id, workers)
     except Exception as exc:
         _send(conn, ("error", None, None, describe(exc)))
         with contextlib.suppress(EOFError, OSError):

@@ -1,4 +1,4 @@
-"""One ``.npy`` file per sample: ``<root>/<id>.npy``, read with ``allow_pickle=False`` always.
+"""One ``.npy`` file per sample: ``<root_folder>/<id>.npy``, read with ``allow_pickle=False``.
 
 A ``.npy`` that holds pickled objects could run code when loaded; ``allow_pickle=False`` makes
 numpy refuse it, and the refusal becomes a :class:`DataError` naming the file. Every sample must
@@ -18,9 +18,9 @@ from caffe_layers.errors import DataError
 SUFFIX = ".npy"
 
 
-def sample_path(root: str, sample_id: str) -> str:
-    """``<root>/<id>.npy`` (just ``<id>.npy`` when ``root`` is empty)."""
-    return os.path.join(root, sample_id + SUFFIX) if root else sample_id + SUFFIX
+def sample_path(root_folder: str, sample_id: str) -> str:
+    """``<root_folder>/<id>.npy`` (just ``<id>.npy`` when ``root_folder`` is empty)."""
+    return os.path.join(root_folder, sample_id + SUFFIX) if root_folder else sample_id + SUFFIX
 
 
 def read_npy(path: str, where: str) -> np.ndarray:
@@ -28,8 +28,8 @@ def read_npy(path: str, where: str) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise DataError(f"{where}: '{path}' does not exist (is root right? relative paths start "
-                        f"from '{os.getcwd()}')") from None
+        raise DataError(f"{where}: '{path}' does not exist (is root_folder right? relative "
+                        f"paths start from '{os.getcwd()}')") from None
     except OSError as exc:
         raise DataError(f"{where}: cannot read '{path}': {exc.strerror or exc}") from None
     except (ValueError, EOFError) as exc:  # not .npy, truncated, or pickled objects
