@@ -7,11 +7,11 @@ import pytest
 
 from caffe_layers.binaryproto import read_mean
 from caffe_layers.errors import ConfigError, DataError
-from caffe_layers.sources.image_list import ImageList
+from caffe_layers.sources.image_list import SampleList
 from caffe_layers.sources.images import read_image
 
 READERS = {
-    "source": (lambda path: ImageList.read(path), ConfigError, "source: ", "the image list"),
+    "source": (lambda path: SampleList.read(path), ConfigError, "source: ", "the image list"),
     "mean_file": (lambda path: read_mean(path), DataError, "", "mean_file"),
     "image": (lambda path: read_image(path, where="l.txt:3"), DataError, "l.txt:3: ", "image"),
 }

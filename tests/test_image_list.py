@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caffe_layers.errors import ConfigError, DataError
-from caffe_layers.sources.image_list import ImageList
+from caffe_layers.sources.image_list import SampleList
 from caffe_layers.sources.images import (
     check_size,
     jpeg_is_complete,
@@ -25,11 +25,11 @@ from caffe_layers.sources.images import (
 # --- the list file -----------------------------------------------------------------------------
 
 
-def parse(text: bytes, label_columns: int = 1, root_folder: str = "") -> ImageList:
-    return ImageList.parse(text, "list.txt", root_folder, label_columns)
+def parse(text: bytes, label_columns: int = 1, root_folder: str = "") -> SampleList:
+    return SampleList.parse(text, "list.txt", root_folder, label_columns)
 
 
-def paths(samples: ImageList) -> list:
+def paths(samples: SampleList) -> list:
     return [samples.path(i) for i in range(len(samples))]
 
 
@@ -133,7 +133,7 @@ def test_bad_label_columns(columns):
 def test_read_from_a_file(tmp_path):
     listing = tmp_path / "train.txt"
     listing.write_bytes("caf\u00e9/\u732b 1.jpg 3\n".encode())
-    samples = ImageList.read(str(listing), root_folder="/r/")
+    samples = SampleList.read(str(listing), root_folder="/r/")
     assert samples.source == str(listing)
     assert samples.path(0) == "/r/caf\u00e9/\u732b 1.jpg"
     assert samples.where(0) == f"{listing}:1"
@@ -141,9 +141,9 @@ def test_read_from_a_file(tmp_path):
 
 def test_missing_list_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="source: the image list .* does not exist"):
-        ImageList.read(str(tmp_path / "nope.txt"))
+        SampleList.read(str(tmp_path / "nope.txt"))
     with pytest.raises(ConfigError, match="source: cannot read the image list"):
-        ImageList.read(str(tmp_path))
+        SampleList.read(str(tmp_path))
 
 
 def test_storage_is_numpy_backed_and_picklable():
@@ -466,7 +466,7 @@ def test_list_and_images_end_to_end(tmp_path):
     listing = tmp_path / "train.txt"
     listing.write_bytes(("a.jpg 0\r\n\r\nsub dir\\b c.png 1\r\nsub dir/\u732b.jpg 2\r\n"
                          "missing.jpg 3\r\n").encode())
-    samples = ImageList.read(str(listing), root_folder=str(root) + "/")
+    samples = SampleList.read(str(listing), root_folder=str(root) + "/")
     assert samples.labels.ravel().tolist() == [0, 1, 2, 3]
     for i, name in enumerate(expected):
         image = read_image(samples.path(i), where=samples.where(i))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from caffe_layers.sources.image_list import ImageList
+from caffe_layers.sources.image_list import SampleList
 from caffe_layers.tools import make_list
 
 
@@ -61,7 +61,7 @@ def test_the_lists_are_what_the_layer_reads(tmp_path, capsys):
     root = tmp_path / "with space"
     make_tree(root, {"a b": 3, "c": 3})
     assert run([root, "--val-fraction", "0.34"], capsys)[0] == 0
-    samples = ImageList.read(str(root / "train.txt"), str(root) + "/")
+    samples = SampleList.read(str(root / "train.txt"), str(root) + "/")
     assert len(samples) == 4
     for i in range(len(samples)):
         assert Path(samples.path(i)).is_file()

@@ -18,7 +18,7 @@ from caffe_layers.pipeline import Pipeline
 from caffe_layers.pipeline.labels import label_layouts, write_labels
 from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.prefetch.forksafe import one_thread_per_worker
-from caffe_layers.sources.image_list import ImageList
+from caffe_layers.sources.image_list import SampleList
 from caffe_layers.sources.images import check_size, read_image
 from caffe_layers.transforms import ImageTransform, resize
 
@@ -26,9 +26,9 @@ MAX_SKIPS_IN_A_ROW = 100
 
 
 class ImageListProducer(Producer):
-    """Fills data and label rows from an :class:`ImageList` (picklable, no open handles)."""
+    """Fills data and label rows from a :class:`SampleList` (picklable, no open handles)."""
 
-    def __init__(self, images: ImageList, transform: ImageTransform, params: ImageListParams,
+    def __init__(self, images: SampleList, transform: ImageTransform, params: ImageListParams,
                  image_hw: tuple) -> None:
         self.images = images
         self.transform = transform
@@ -73,7 +73,7 @@ class ImageListProducer(Producer):
                         f"in a row, starting at {self.images.where(index)}; is root_folder right?")
 
 
-def _first_image(images: ImageList, params: ImageListParams) -> tuple:
+def _first_image(images: SampleList, params: ImageListParams) -> tuple:
     """``(index, image)`` of the image that fixes the shapes: the first one, or with
     ``on_error: skip`` the first readable one (a bad first line is skipped like any other)."""
     tries = min(len(images), MAX_SKIPS_IN_A_ROW + 1) if params.on_error == "skip" else 1
@@ -93,7 +93,7 @@ def _first_image(images: ImageList, params: ImageListParams) -> tuple:
 
 def build(params: ImageListParams, train: bool) -> Pipeline:
     """Read the list, open the first image, fix every shape; raise here rather than in a worker."""
-    images = ImageList.read(params.source, params.root_folder, params.label_columns)
+    images = SampleList.read(params.source, params.root_folder, params.label_columns)
     first_index, first = _first_image(images, params)
     channels = first.shape[2]
     transform = ImageTransform.from_params(

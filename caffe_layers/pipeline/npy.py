@@ -17,14 +17,14 @@ from caffe_layers.pipeline import Pipeline
 from caffe_layers.pipeline.labels import label_layouts, write_labels
 from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.sources.arrays import Normalizer, is_numeric
-from caffe_layers.sources.image_list import ImageList
+from caffe_layers.sources.image_list import SampleList
 from caffe_layers.sources.npy import check_sample, describe_dtype, read_npy, sample_path
 
 
 class NpyProducer(Producer):
-    """Fills data and label rows from the samples of an :class:`ImageList` of ids."""
+    """Fills data and label rows from the samples of a :class:`SampleList` of ids."""
 
-    def __init__(self, samples: ImageList, root_folder: str, shape: tuple, dtype: np.dtype,
+    def __init__(self, samples: SampleList, root_folder: str, shape: tuple, dtype: np.dtype,
                  normalizer: Normalizer, n_classes: int | None = None) -> None:
         self.samples = samples
         self.root_folder = root_folder
@@ -51,7 +51,7 @@ class NpyProducer(Producer):
         self.normalizer.apply(data)
 
 
-def check_classes(samples: ImageList, n_classes: int) -> None:
+def check_classes(samples: SampleList, n_classes: int) -> None:
     """DataError listing the lines whose label is not an integer in ``[0, n_classes)``."""
     labels = samples.labels[:, 0]
     bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels >= n_classes))
@@ -63,7 +63,7 @@ def check_classes(samples: ImageList, n_classes: int) -> None:
 
 def build(params: NpyParams, train: bool) -> Pipeline:
     """Read the list, load sample 0 to fix shape and dtype; raise here rather than in a worker."""
-    samples = ImageList.read(params.source, "", params.label_columns)
+    samples = SampleList.read(params.source, "", params.label_columns)
     if params.n_classes is not None:
         check_classes(samples, params.n_classes)
     first_path = sample_path(params.root_folder, samples.path(0))

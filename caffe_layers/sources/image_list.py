@@ -1,9 +1,11 @@
-"""Caffe's image list (``ImageData``'s ``source``): one ``path label`` sample per line.
+"""Caffe's image list format (``ImageData``'s ``source``): one ``path label`` sample per line.
 
-Caffe's rules are kept: a line is split at its last separator, so paths may contain spaces
-(leading spaces too belong to the path), and ``root_folder`` is prepended by plain string
-concatenation. With ``label_columns: k`` the last
-``k`` tokens are the labels. Differences, all of them for lists Caffe would misread:
+The npy layer reads its ``id label`` lists in the same format, so the samples of such a file are
+a :class:`SampleList`, whatever the paths name (images, ``.npy`` ids). Caffe's rules are kept: a
+line is split at its last separator, so paths may contain spaces (leading spaces too belong to
+the path), and ``root_folder`` is prepended by plain string concatenation. With
+``label_columns: k`` the last ``k`` tokens are the labels. Differences, all of them for lists
+Caffe would misread:
 
 - a list written on Windows works unchanged: CRLF line ends, a UTF-8 byte-order mark, and
   backslashes in paths (turned into ``/`` on POSIX);
@@ -68,8 +70,8 @@ def _describe(label_columns: int) -> str:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ImageList:
-    """The samples of one image list file. Build with :meth:`read` (or :meth:`parse`).
+class SampleList:
+    """The samples of one list file (images or ids). Build with :meth:`read` (or :meth:`parse`).
 
     ``labels`` is float32 ``(n, label_columns)`` (``labels[:, 0]`` for Caffe's one label),
     ``lines`` the 1-based line of each sample, ``path_bytes[offsets[i]:offsets[i + 1]]`` the
@@ -84,14 +86,14 @@ class ImageList:
     lines: np.ndarray
 
     @classmethod
-    def read(cls, path: str, root_folder: str = "", label_columns: int = 1) -> ImageList:
+    def read(cls, path: str, root_folder: str = "", label_columns: int = 1) -> SampleList:
         """Parse the list file ``path`` (see the module docstring for the rules)."""
         path = os.fspath(path)
         return cls.parse(read_source(path, "image list"), path, root_folder, label_columns)
 
     @classmethod
     def parse(cls, text: bytes, source: str = "<list>", root_folder: str = "",
-              label_columns: int = 1) -> ImageList:
+              label_columns: int = 1) -> SampleList:
         """Parse the bytes of a list file; ``source`` names it in error messages."""
         if isinstance(label_columns, bool) or not isinstance(label_columns, int) \
                 or label_columns < 0:
@@ -135,7 +137,7 @@ class ImageList:
 
     @classmethod
     def _build(cls, source: str, root_folder: str, paths: List[bytes], labels: List[float],
-               numbers: List[int], label_columns: int) -> ImageList:
+               numbers: List[int], label_columns: int) -> SampleList:
         if not paths:
             raise DataError(f"{source}: the image list has no samples (the file is empty or has "
                             f"only blank lines)")
@@ -153,7 +155,7 @@ class ImageList:
         return len(self.lines)
 
     def __repr__(self) -> str:
-        return (f"ImageList(source={self.source!r}, root_folder={self.root_folder!r}, "
+        return (f"SampleList(source={self.source!r}, root_folder={self.root_folder!r}, "
                 f"samples={len(self)}, label_columns={self.labels.shape[1]})")
 
     def path(self, i: int) -> str:

@@ -1,6 +1,6 @@
 """Reading an image list for the tools exactly as ``ImageListDataLayer`` reads it.
 
-The same list parser (:class:`~caffe_layers.sources.image_list.ImageList`), decoder
+The same list parser (:class:`~caffe_layers.sources.image_list.SampleList`), decoder
 (:func:`~caffe_layers.sources.images.read_image`) and resize
 (:func:`~caffe_layers.transforms.resize`) as the layer, so a mean computed or a file converted
 here matches what the layer would feed the net. :func:`map_blocks` runs a function over
@@ -18,7 +18,7 @@ import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
 from caffe_layers.prefetch.forksafe import one_thread_per_worker, prepared_for_fork
-from caffe_layers.sources.image_list import ImageList
+from caffe_layers.sources.image_list import SampleList
 from caffe_layers.sources.images import check_size, read_image
 from caffe_layers.tools import _cli
 from caffe_layers.transforms import check_resize, resize
@@ -42,7 +42,7 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
                         help="decode in N processes (default: 1, this process)")
 
 
-def open_list(args: argparse.Namespace) -> ImageList:
+def open_list(args: argparse.Namespace) -> SampleList:
     """The list named by ``args.list``, after checking the resize options."""
     if check_resize(args.new_height, args.new_width):
         raise ConfigError(f"--new-height and --new-width: give both (> 0) to resize, or neither "
@@ -50,7 +50,7 @@ def open_list(args: argparse.Namespace) -> ImageList:
                           f"{args.new_width})")
     _cli.require_file(args.list, "image list", "give a file of 'path label' lines, e.g. made "
                                                "by caffe-layers-make-list")
-    return ImageList.read(args.list, args.root_folder, args.label_columns)
+    return SampleList.read(args.list, args.root_folder, args.label_columns)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +60,7 @@ class ImageReader:
     Every image must have ``size`` (the first image's, after the resize) as in the layer.
     """
 
-    images: ImageList
+    images: SampleList
     is_color: bool = True
     new_hw: Tuple[int, int] = (0, 0)
     size: Tuple[int, int] | None = None
@@ -84,7 +84,7 @@ class ImageReader:
         return dataclasses.replace(self, size=tuple(first.shape[:2])), first
 
 
-def reader_for(args: argparse.Namespace, images: ImageList) -> ImageReader:
+def reader_for(args: argparse.Namespace, images: SampleList) -> ImageReader:
     return ImageReader(images, not args.gray, (args.new_height, args.new_width))
 
 
