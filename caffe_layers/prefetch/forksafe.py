@@ -13,7 +13,9 @@ already imported: a library first imported in the child starts its pool there, w
 and restores the parent's setting afterwards. The prefetch engine enters it around every fork of a
 worker, at start and at respawn, whatever the producer; the tools' process pools do the same. So
 a producer, composite or not, gets it by construction. OpenBLAS needs nothing: it registers its
-own ``pthread_atfork`` handlers.
+own ``pthread_atfork`` handlers. What no process can repair is a pool it inherited itself from
+an unprepared fork (e.g. a solver process forked by a launcher that had used OpenCV's pool):
+preparing that one reconfigures it, which is the hazard; such a launcher must prepare its forks.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from typing import Callable, ContextManager, Iterator, List
 def _opencv_single_threaded() -> Iterator[None]:
     """OpenCV's pool stopped (one thread) around the fork; the parent's setting back after."""
     cv2 = sys.modules.get("cv2")
-    if cv2 is None or not hasattr(cv2, "setNumThreads"):
+    previous = cv2.getNumThreads() if hasattr(cv2, "getNumThreads") else 1
+    if previous == 1:  # not loaded, or already without a pool: nothing to stop or restore
         yield
         return
-    previous = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
         yield
