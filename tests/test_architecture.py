@@ -33,7 +33,7 @@ ROOT = Path(caffe_layers.__file__).resolve().parent
 
 LEVELS = [
     ("caffe_layers", "errors"),
-    ("config", "files"),
+    ("config", "files", "bijections"),  # bijections: pure numpy, under sampling
     ("binaryproto", "sampling"),
     ("normalization",),
     ("sources", "transforms", "prefetch"),  # prefetch: see PREFETCH_MAY_IMPORT

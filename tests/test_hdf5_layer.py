@@ -349,6 +349,7 @@ def test_blocks_follow_each_files_chunks(tmp_path):
     expected = [0] + list(range(37, 87, 8)) + list(range(87, 100))
     assert starts.tolist() == expected
     assert largest == 37
+    assert files.block_runs()[0].tolist() == [[0, 37, 1], [37, 8, 6], [85, 2, 1], [87, 1, 13]]
     assert files.block_starts(5)[0].tolist() == (list(range(0, 37, 5)) + list(range(37, 87, 5))
                                                  + list(range(87, 100, 5)))
 
@@ -365,54 +366,6 @@ def test_the_layer_uses_the_block_order(tmp_path):
     ids = check_rows(read(tmp_path, LAYER, params(listing, shuffle="true", seed=5,
                                                   shuffle_window=8, workers=2), 10))
     assert ids.tolist() == order(0).tolist()
-
-
-@settings(max_examples=60, deadline=None)
-@given(sizes=st.lists(st.integers(1, 9), min_size=1, max_size=12), window=st.integers(1, 20),
-       seed=st.integers(0, 3), epoch=st.integers(0, 3))
-def test_block_order_guarantees(sizes, window, seed, epoch):
-    starts = np.cumsum([0] + sizes[:-1])
-    n = int(sum(sizes))
-    order = BlockShuffledOrder(n, starts, window, seed)
-    epoch_order = order(epoch)
-    assert sorted(epoch_order.tolist()) == list(range(n))  # a permutation
-    assert np.array_equal(epoch_order, BlockShuffledOrder(n, starts, window, seed)(epoch))
-    block_of = np.searchsorted(starts, np.arange(n), side="right") - 1
-    for first in range(0, n, window):  # a window holds whole blocks but at its two ends
-        blocks = block_of[epoch_order[first:first + window]]
-        inner = set(blocks.tolist())
-        assert len(inner) <= -(-window // min(sizes)) + 1
-    position = np.empty(n, np.int64)
-    position[epoch_order] = np.arange(n)
-    for block, size in enumerate(sizes):  # a block's rows stay within size + 2 windows
-        where = position[block_of == block]
-        assert where.max() - where.min() < size + 2 * window
-
-
-def test_block_order_with_window_one_moves_whole_blocks():
-    order = BlockShuffledOrder(10, [0, 4, 7], 1, seed=2)
-    blocks = {0: [0, 1, 2, 3], 4: [4, 5, 6], 7: [7, 8, 9]}
-    seen = set()
-    for epoch in range(6):
-        epoch_order = order(epoch).tolist()
-        position = 0
-        while position < 10:
-            block = blocks[epoch_order[position]]
-            assert epoch_order[position:position + len(block)] == block
-            position += len(block)
-        seen.add(tuple(epoch_order))
-    assert len(seen) > 1, "the blocks never moved"
-
-
-@pytest.mark.parametrize(("starts", "window", "message"), [
-    ([1, 4], 2, "block_starts must rise strictly from 0"),
-    ([0, 4, 4], 2, "block_starts must rise strictly"),
-    ([0, 12], 2, "below n=10"),
-    ([0], 0, "window must be >= 1"),
-])
-def test_block_order_arguments(starts, window, message):
-    with pytest.raises(ConfigError, match=message):
-        BlockShuffledOrder(10, starts, window, 0)
 
 
 # --- reading plans ------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def build(params: HDF5Params, train: bool) -> Pipeline:
     first = params.tops[0]
     normalizer = Normalizer.from_params(params.mean_file, params.mean_value, params.scale,
                                         files.row_shape(first), first)
-    starts, block = files.block_starts(params.shuffle_block)
+    runs, block = files.block_runs(params.shuffle_block)
     window = _window(params, block)
     producer = HDF5Producer(files, normalizer, window if params.shuffle else 0)
     _check_first_sample(producer)
@@ -92,6 +92,6 @@ def build(params: HDF5Params, train: bool) -> Pipeline:
         description += f", shuffled in blocks of up to {block} rows within windows of {window}"
     if normalizer.active:
         description += f", {first}: {normalizer.describe()}"
-    order = functools.partial(BlockShuffledOrder, len(files), starts, window)
+    order = functools.partial(BlockShuffledOrder.from_runs, len(files), runs, window)
     return Pipeline(producer, {len(specs): specs}, len(files), description,
                     shuffled_order=order)

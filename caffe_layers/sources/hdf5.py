@@ -181,19 +181,30 @@ class HDF5Files:
         widest = self._widest(number)
         return widest.chunk_rows or max(1, CONTIGUOUS_BLOCK_BYTES // widest.row_bytes)
 
-    def block_starts(self, block_rows: int | None = None) -> Tuple[np.ndarray, int]:
-        """First sample of every shuffle block (blocks never span files) and the largest block.
+    def block_runs(self, block_rows: int | None = None) -> Tuple[np.ndarray, int]:
+        """The shuffle blocks as runs ``(first sample, block length, blocks)`` (blocks never
+        span files; a file's last block may be shorter) and the largest block.
 
         ``block_rows`` overrides the per-file default of :meth:`block_rows`.
         """
-        starts, largest = [], 1
+        runs, largest = [], 1
         for number in range(len(self.paths)):
             first, end = int(self.offsets[number]), int(self.offsets[number + 1])
             size = block_rows or self.block_rows(number)
+            whole, rest = divmod(end - first, size)
+            if whole:
+                runs.append((first, size, whole))
+            if rest:
+                runs.append((first + whole * size, rest, 1))
             if end > first:
-                starts.append(np.arange(first, end, size, dtype=np.int64))
                 largest = max(largest, min(size, end - first))
-        return np.concatenate(starts), largest
+        return np.array(runs, np.int64).reshape(-1, 3), largest
+
+    def block_starts(self, block_rows: int | None = None) -> Tuple[np.ndarray, int]:
+        """First sample of every shuffle block (see :meth:`block_runs`) and the largest block."""
+        runs, largest = self.block_runs(block_rows)
+        return np.concatenate([np.arange(first, first + length * count, length)
+                               for first, length, count in runs]), largest
 
     def describe(self) -> str:
         layouts = {_layout(info.chunk_rows) for file_infos in self.infos for info in file_infos}
