@@ -39,9 +39,18 @@ from caffe_layers.params import (
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.prefetch import Prefetcher, RoundRobinPlan, SamplePlan
 from caffe_layers.pycaffe import import_caffe, printing_errors
+from caffe_layers.ranks import Shard, global_shard
 from caffe_layers.sampling import SampleStream
 
 caffe = import_caffe()
+
+
+def _solver_rank() -> tuple:
+    """pycaffe's ``(solver_rank(), solver_count())`` within this process group; (0, 1) for a
+    Caffe whose pycaffe has no multi-solver API."""
+    if not hasattr(caffe, "solver_count"):
+        return 0, 1
+    return int(caffe.solver_rank()), int(caffe.solver_count())
 
 
 class PrefetchDataLayer(caffe.Layer):
@@ -94,16 +103,17 @@ class PrefetchDataLayer(caffe.Layer):
         if engine is not None:
             engine.close()
 
-    def _shard(self, params: PrefetchParams, train: bool) -> tuple:
+    def _shard(self, params: PrefetchParams, train: bool) -> Shard:
+        """Explicit keys, else in TRAIN (or with shard_test) the launcher x solver rank."""
         if params.shard_count is not None:
-            return params.shard_rank, params.shard_count
+            return Shard(params.shard_rank, params.shard_count, "shard_rank, shard_count")
         if train or params.shard_test:
-            return caffe.solver_rank(), caffe.solver_count()
-        return 0, 1
+            return global_shard(*_solver_rank())
+        return Shard(0, 1)
 
     def _start(self, params: PrefetchParams, pipeline: Pipeline, train: bool) -> Prefetcher:
-        shard_rank, shard_count = self._shard(params, train)
-        self._shard_of = (shard_rank, shard_count)
+        self._shard_of = self._shard(params, train)
+        shard_rank, shard_count = self._shard_of.shard_rank, self._shard_of.shard_count
         if pipeline.samples is None:
             pipeline.producer.shard(shard_rank, shard_count)
             plan = RoundRobinPlan(params.batch_size)
@@ -127,8 +137,8 @@ class PrefetchDataLayer(caffe.Layer):
                  f"prefetch {params.prefetch}"]
         if params.shuffle:
             parts.append(f"shuffled (seed {params.seed})")
-        if self._shard_of[1] > 1:
-            parts.append(f"shard {self._shard_of[0]} of {self._shard_of[1]}")
+        if self._shard_of.shard_count > 1:
+            parts.append(self._shard_of.describe())
         if train and params.start_iter:
             parts.append(f"resuming at iteration {params.start_iter}")
         return ", ".join(parts)
