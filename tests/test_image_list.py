@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import struct
 
 import cv2
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.sources import list_lines
 from caffe_layers.sources.image_list import SampleList
 from caffe_layers.sources.images import (
     check_size,
@@ -58,8 +60,9 @@ def test_a_list_written_on_windows_works():
 def test_blank_lines_are_skipped_and_lines_still_counted():
     samples = parse(b"\n\na.jpg 1\n   \t \nb.jpg 2")
     assert paths(samples) == ["a.jpg", "b.jpg"]
-    assert samples.lines.tolist() == [3, 5]
+    assert [samples.line(i) for i in range(2)] == [3, 5]
     assert samples.where(1) == "list.txt:5"
+    assert samples.where(-1) == "list.txt:5"
 
 
 def test_tabs_and_runs_of_separators():
@@ -153,12 +156,14 @@ def test_storage_is_numpy_backed_and_picklable():
         if isinstance(value, np.ndarray):
             assert value.dtype != object, name
             assert not value.flags.writeable, name
-    assert samples.path_bytes == b"a.jpgbb.jpgccc.jpg"
-    assert samples.offsets.dtype == np.int64
-    assert samples.offsets.tolist() == [0, 5, 11, 18]
+    assert samples.text == b"a.jpg 1 2\nbb.jpg 3 4\nccc.jpg 5 6\n"  # the list's own bytes
+    assert samples.starts.dtype == np.int64
+    assert samples.starts.tolist() == [0, 10, 21]
+    assert samples.lengths.dtype == np.uint16
+    assert samples.lengths.tolist() == [5, 6, 7]
     assert samples.labels.dtype == np.float32
     assert samples.labels.shape == (3, 2)
-    assert samples.lines.dtype == np.int64
+    assert samples.line_gaps.size == 0  # no blank lines: line i + 1, nothing stored
     copy = pickle.loads(pickle.dumps(samples))
     assert paths(copy) == paths(samples)
     assert copy.labels.tolist() == samples.labels.tolist()
@@ -172,6 +177,81 @@ def test_path_index():
     for bad in (2, -3):
         with pytest.raises(IndexError, match="out of range for 2 samples"):
             samples.path(bad)
+
+
+def reference_parse(text: bytes, label_columns: int) -> tuple:
+    """The list rules written plainly, line by line: ``(samples, bad line numbers)``."""
+    if text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:]
+    samples, bad = [], []
+    for number, raw in enumerate(text.split(b"\n"), 1):
+        line = raw.rstrip()
+        if not line:
+            continue
+        parts = line.rsplit(None, label_columns) if label_columns else [line]
+        values = [] if len(parts) == label_columns + 1 and parts[0].strip() else None
+        for token in parts[1:] if values is not None else ():
+            if not NUMBER.fullmatch(token) or abs(float(token)) > FLOAT32_MAX:
+                values = None
+                break
+            values.append(float(token))
+        if values is None:
+            bad.append(number)
+        else:
+            path = parts[0].replace(b"\\", b"/") if os.sep == "/" else parts[0]
+            samples.append((os.fsdecode(path), np.float32(values).tolist(), number))
+    return samples, bad
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+PIECES = [b"a", b"b.jpg", b"dir\\c", b" ", b"  ", b"\t", b"\r", b"\x0b", b"1", b"23", b"007",
+          b"-4", b"+5", b"5.5", b".5", b".", b"-", b"0", b"1e3", b"1e39", b"x", b"1_0",
+          b"\xc3\xa9", b"123456789", b"1234567890", b"0.1000000000000001", b"9007199254740993"]
+LINES = st.lists(st.lists(st.sampled_from(PIECES), max_size=8).map(b"".join), max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines=LINES, columns=st.integers(0, 3), bom=st.booleans(), newline=st.booleans(),
+       chunk=st.sampled_from([1, 7, 64, 1 << 24]))
+def test_the_vectorised_parse_follows_the_rules_line_by_line(lines, columns, bom, newline, chunk):
+    text = (b"\xef\xbb\xbf" if bom else b"") + b"\n".join(lines) + (b"\n" if newline else b"")
+    expected, bad = reference_parse(text, columns)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(list_lines, "CHUNK_BYTES", chunk)  # chunk boundaries everywhere
+        check_parse(text, columns, expected, bad)
+
+
+def check_parse(text: bytes, columns: int, expected: list, bad: list) -> None:
+    if bad:
+        with pytest.raises(DataError, match=f"{len(bad)} bad line") as info:
+            parse(text, label_columns=columns)
+        assert f"list.txt:{bad[0]}:" in str(info.value)
+    elif not expected:
+        with pytest.raises(DataError, match="has no samples"):
+            parse(text, label_columns=columns)
+    else:
+        samples = parse(text, label_columns=columns)
+        got = [(samples.path(i), samples.labels[i].tolist(), samples.line(i))
+               for i in range(len(samples))]
+        assert got == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(tokens=st.lists(st.from_regex(rb"\A[+-]?[0-9]{0,9}\.?[0-9]{0,9}\Z"), min_size=1,
+                       max_size=50))
+def test_decimal_labels_are_read_exactly_as_python_reads_them(tokens):
+    tokens = [t for t in tokens if NUMBER.fullmatch(t)]
+    if tokens:
+        samples = parse(b"".join(b"a.jpg " + t + b"\n" for t in tokens))
+        expected = np.array([float(t) for t in tokens], np.float32)
+        assert samples.labels[:, 0].tobytes() == expected.tobytes()  # -0.0 too
+
+
+def test_a_path_too_long_to_store_is_an_error():
+    with pytest.raises(DataError, match="list.txt:2: the path is 70000 bytes long; paths are at "
+                                        "most 65535 bytes"):
+        parse(b"a.jpg 1\n" + b"p" * 70000 + b" 2\n")
 
 
 # --- image files -------------------------------------------------------------------------------

@@ -16,8 +16,11 @@ Caffe would misread:
   where Caffe's ``atoi`` silently reads 0.
 
 The samples live in numpy-backed storage so that forked workers do not copy it page by page as
-Python objects' reference counts change: the paths are one ``bytes`` buffer cut by an int64
-offsets array, the labels a float32 ``(n, label_columns)`` array, the line numbers an int64 array.
+Python objects' reference counts change: the paths stay in the list's own bytes, found by an
+int64 start and a uint16 length per sample; the labels are a float32 ``(n, label_columns)``
+array; line numbers are kept only where blank lines shift them. The file is split vectorised
+(:mod:`caffe_layers.sources.list_lines`), never into a Python object per line, so parsing a
+100M-line list needs little more memory than the result.
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ from typing import List, Tuple
 import numpy as np
 
 from caffe_layers.config import FLOAT32_MAX
-from caffe_layers.errors import ConfigError, DataError, first_few
+from caffe_layers.errors import MAX_REPORTED, ConfigError, DataError, first_few
 from caffe_layers.files import read_source
+from caffe_layers.sources.list_lines import Lines, scan
 
 _NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_MAX_DECIMAL_CHARS = 17  # a sign, 15 digits and a point
+_MAX_PATH_BYTES = 65535  # paths are stored with uint16 lengths (PATH_MAX is 4096)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -69,21 +75,100 @@ def _describe(label_columns: int) -> str:
     return f"expected a path and {labels} separated by spaces"
 
 
+def _decimal_labels(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple:
+    """``(values, parsed)``: tokens ``[+-]digits[.digits]`` of at most 15 digits read vectorised
+    (``parsed`` is False for every other token). Such a value is ``M / 10**k`` with ``M`` and
+    ``10**k`` exact in float64, so the division gives exactly ``float(token)``."""
+    length = ends - starts
+    parsed = (length >= 1) & (length <= _MAX_DECIMAL_CHARS)
+    mantissa = np.zeros(len(starts), np.int64)
+    digits, fraction = np.zeros_like(mantissa), np.zeros_like(mantissa)
+    negative, dot = np.zeros(len(starts), bool), np.zeros(len(starts), bool)
+    for position in range(_MAX_DECIMAL_CHARS):
+        at = np.flatnonzero(parsed & (length > position))
+        if not at.size:
+            break
+        char = data[starts[at] + position].astype(np.int64)
+        digit = (char >= 48) & (char <= 57)
+        sign = (position == 0) & ((char == 43) | (char == 45))
+        point = (char == 46) & ~dot[at]
+        parsed[at[~(digit | sign | point)]] = False
+        negative[at[sign & (char == 45)]] = True
+        dot[at[point]] = True
+        number = at[digit]
+        mantissa[number] = mantissa[number] * 10 + char[digit] - 48
+        digits[number] += 1
+        fraction[number] += dot[number]
+    parsed &= (digits >= 1) & (digits <= 15)
+    values = mantissa / 10.0 ** np.where(parsed, fraction, 0)
+    return np.where(negative, -values, values), parsed
+
+
+def _token_labels(text: bytes, lines: Lines) -> tuple:
+    """``(labels (m, k) float32, valid per line)`` of a chunk's structurally valid lines."""
+    count, columns = lines.tokens.shape[:2]
+    starts, ends = lines.tokens[..., 0].ravel(), lines.tokens[..., 1].ravel()
+    values, parsed = _decimal_labels(np.frombuffer(text, np.uint8), starts, ends)
+    valid = np.ones(len(starts), bool)
+    rest = np.flatnonzero(~parsed & np.repeat(lines.ok, columns))  # exponents, junk
+    for token, start, end in zip(rest.tolist(), starts[rest].tolist(), ends[rest].tolist()):
+        value = _parse_labels([text[start:end]])
+        valid[token] = value is not None
+        values[token] = value[0] if value is not None else 0.0
+    valid = valid.reshape(count, columns).all(axis=1) & lines.ok
+    return values.reshape(count, columns).astype(np.float32), valid
+
+
+class _Samples:
+    """The samples found so far, in arrays allocated once for every line of the text (chunks'
+    arrays concatenated at the end would leave as much freed memory behind in the heap)."""
+
+    def __init__(self, text: bytes, label_columns: int) -> None:
+        lines = text.count(b"\n") + 1
+        self.starts = np.empty(lines, np.int64)
+        self.lengths = np.empty(lines, np.uint16)
+        self.labels = np.empty((lines, label_columns), np.float32)
+        self.count, self.skipped = 0, 0
+        self.gaps: List[Tuple[int, int]] = []  # (first sample, lines skipped before it)
+        self.problems: List[str] = []
+        self.bad = 0
+
+    def add(self, starts: np.ndarray, lengths: np.ndarray, labels: np.ndarray,
+            numbers: np.ndarray) -> None:
+        end = self.count + len(starts)
+        self.starts[self.count:end], self.lengths[self.count:end] = starts, lengths
+        self.labels[self.count:end] = labels
+        skipped = numbers - np.arange(self.count + 1, end + 1)
+        for at in np.flatnonzero(np.diff(skipped, prepend=self.skipped)).tolist():
+            self.gaps.append((self.count + at, int(skipped[at])))
+        self.skipped = int(skipped[-1]) if len(skipped) else self.skipped
+        self.count = end
+
+    def arrays(self) -> tuple:
+        """``(starts, lengths, labels, line_gaps)``, read-only."""
+        gaps = np.array(self.gaps, np.int64).reshape(-1, 2).T
+        return tuple(_readonly(a) for a in (self.starts[:self.count], self.lengths[:self.count],
+                                            self.labels[:self.count], gaps))
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class SampleList:
     """The samples of one list file (images or ids). Build with :meth:`read` (or :meth:`parse`).
 
-    ``labels`` is float32 ``(n, label_columns)`` (``labels[:, 0]`` for Caffe's one label),
-    ``lines`` the 1-based line of each sample, ``path_bytes[offsets[i]:offsets[i + 1]]`` the
-    path of sample ``i`` as written in the list (backslashes already turned into ``/``).
+    ``labels`` is float32 ``(n, label_columns)`` (``labels[:, 0]`` for Caffe's one label). The
+    paths stay in the list's own bytes, ``text``: sample ``i``'s is ``text[starts[i]:starts[i] +
+    lengths[i]]`` as written in the list. ``line_gaps`` gives the line numbers: ``(first sample,
+    lines skipped before it)`` wherever blank lines shift them. About 54 bytes a line for a
+    typical list (the text, 8 + 2 bytes of position, 4 per label), shared by forked workers.
     """
 
     source: str
     root_folder: str
-    path_bytes: bytes
-    offsets: np.ndarray
+    text: bytes
+    starts: np.ndarray
+    lengths: np.ndarray
     labels: np.ndarray
-    lines: np.ndarray
+    line_gaps: np.ndarray
 
     @classmethod
     def read(cls, path: str, root_folder: str = "", label_columns: int = 1) -> SampleList:
@@ -98,31 +183,41 @@ class SampleList:
         if isinstance(label_columns, bool) or not isinstance(label_columns, int) \
                 or label_columns < 0:
             raise ConfigError(f"label_columns: must be an integer >= 0 (got {label_columns!r})")
-        if text.startswith(codecs.BOM_UTF8):
-            text = text[len(codecs.BOM_UTF8):]
-        paths: List[bytes] = []
-        labels: List[float] = []
-        numbers: List[int] = []
-        problems: List[str] = []
-        for number, raw in enumerate(text.split(b"\n"), 1):
-            line = raw.rstrip()
-            if not line:
-                continue
-            split = _split_line(line, label_columns)
-            values = None if split is None else _parse_labels(split[1])
-            if values is None:
-                problems.append(cls._problem(source, number, line, label_columns, split))
-                continue
-            paths.append(split[0])
-            labels.extend(values)
-            numbers.append(number)
-        cls._raise(source, problems)
-        return cls._build(source, root_folder, paths, labels, numbers, label_columns)
+        text = bytes(text)
+        first = len(codecs.BOM_UTF8) if text.startswith(codecs.BOM_UTF8) else 0
+        samples = _Samples(text, label_columns)
+        for lines in scan(text, first, label_columns):
+            cls._collect(text, lines, label_columns, source, samples)
+        cls._raise(source, samples.problems, samples.bad)
+        if not samples.count:
+            raise DataError(f"{source}: the image list has no samples (the file is empty or has "
+                            f"only blank lines)")
+        starts, lengths, labels, gaps = samples.arrays()
+        return cls(source, root_folder, text, starts, lengths, labels, gaps)
+
+    @classmethod
+    def _collect(cls, text: bytes, lines: Lines, label_columns: int, source: str,
+                 samples: _Samples) -> None:
+        labels, valid = _token_labels(text, lines)
+        lengths = lines.path_ends - lines.starts
+        too_long = valid & (lengths > _MAX_PATH_BYTES)
+        valid &= ~too_long
+        for i in np.flatnonzero(~valid)[:max(0, MAX_REPORTED - len(samples.problems))]:
+            line = text[lines.starts[i]:lines.ends[i]]
+            samples.problems.append(cls._problem(source, int(lines.numbers[i]), line,
+                                                 label_columns, bool(too_long[i])))
+        samples.bad += int((~valid).sum())
+        if not samples.bad:  # once a line is bad, only the problems are still wanted
+            samples.add(lines.starts[valid], lengths[valid], labels[valid], lines.numbers[valid])
 
     @staticmethod
     def _problem(source: str, number: int, line: bytes, label_columns: int,
-                 split: Tuple[bytes, List[bytes]] | None) -> str:
+                 too_long: bool = False) -> str:
         text = line.decode("utf-8", "replace")
+        split = _split_line(line, label_columns)
+        if too_long:
+            return (f"{source}:{number}: the path is {len(split[0])} bytes long; paths are at "
+                    f"most {_MAX_PATH_BYTES} bytes")
         if split is None:
             return f"{source}:{number}: {_describe(label_columns)}, got {text!r}"
         bad = " ".join(t.decode("utf-8", "replace") for t in split[1])
@@ -130,29 +225,14 @@ class SampleList:
                 f"got {bad!r} in {text!r}")
 
     @staticmethod
-    def _raise(source: str, problems: List[str]) -> None:
-        if problems:
-            raise DataError(f"{source}: {len(problems)} bad line(s) in the image list:\n  "
-                            + first_few(problems, "\n  ", "bad lines"))
-
-    @classmethod
-    def _build(cls, source: str, root_folder: str, paths: List[bytes], labels: List[float],
-               numbers: List[int], label_columns: int) -> SampleList:
-        if not paths:
-            raise DataError(f"{source}: the image list has no samples (the file is empty or has "
-                            f"only blank lines)")
-        buffer = b"".join(paths)
-        if os.sep == "/":
-            buffer = buffer.replace(b"\\", b"/")
-        offsets = np.zeros(len(paths) + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, paths), np.int64, len(paths)), out=offsets[1:])
-        label_array = np.array(labels, np.float32).reshape(len(paths), label_columns)
-        return cls(source=source, root_folder=root_folder, path_bytes=buffer,
-                   offsets=_readonly(offsets), labels=_readonly(label_array),
-                   lines=_readonly(np.array(numbers, np.int64)))
+    def _raise(source: str, problems: List[str], bad: int) -> None:
+        """``problems`` describe the first bad lines, ``bad`` counts them all."""
+        if bad:
+            raise DataError(f"{source}: {bad} bad line(s) in the image list:\n  "
+                            + first_few(problems, "\n  ", "bad lines", total=bad))
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return len(self.starts)
 
     def __repr__(self) -> str:
         return (f"SampleList(source={self.source!r}, root_folder={self.root_folder!r}, "
@@ -160,17 +240,22 @@ class SampleList:
 
     def path(self, i: int) -> str:
         """Sample ``i``'s path, ``root_folder`` prepended as Caffe does (no separator added)."""
-        count = len(self.lines)
+        count = len(self)
         if not -count <= i < count:
             raise IndexError(f"sample {i} out of range for {count} samples of {self.source}")
         i %= count
-        start, end = self.offsets[i], self.offsets[i + 1]
-        return self.root_folder + os.fsdecode(self.path_bytes[start:end])
+        start = int(self.starts[i])
+        raw = self.text[start:start + int(self.lengths[i])]
+        if os.sep == "/":
+            raw = raw.replace(b"\\", b"/")
+        return self.root_folder + os.fsdecode(raw)
 
     def line(self, i: int) -> int:
         """The 1-based line number of sample ``i`` in the list file."""
-        return int(self.lines[i])
+        i %= len(self)
+        gap = np.searchsorted(self.line_gaps[0], i, side="right") - 1
+        return i + 1 + (int(self.line_gaps[1][gap]) if gap >= 0 else 0)
 
     def where(self, i: int) -> str:
         """``'list:line'`` of sample ``i``, for error messages."""
-        return f"{self.source}:{self.lines[i]}"
+        return f"{self.source}:{self.line(i)}"
