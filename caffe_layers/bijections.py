@@ -35,17 +35,22 @@ SORT_LIMIT = 32  # domains up to this size are shuffled by sorting hashes (see _
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_SHIFT_30, _SHIFT_27, _SHIFT_31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """:func:`mix64` in place."""
+    z ^= z >> _SHIFT_30
+    z *= _MIX_1
+    z ^= z >> _SHIFT_27
+    z *= _MIX_2
+    z ^= z >> _SHIFT_31
+    return z
 
 
 def mix64(values: np.ndarray) -> np.ndarray:
     """SplitMix64's finaliser: a bijection of ``uint64`` that spreads every bit over all 64."""
-    z = np.array(values, dtype=np.uint64, copy=True, ndmin=1)
-    z ^= z >> np.uint64(30)
-    z *= _MIX_1
-    z ^= z >> np.uint64(27)
-    z *= _MIX_2
-    z ^= z >> np.uint64(31)
-    return z
+    return _mix(np.array(values, dtype=np.uint64, copy=True, ndmin=1))
 
 
 def derive_keys(keys: np.ndarray, words: np.ndarray) -> np.ndarray:
@@ -70,35 +75,41 @@ def _round_keys(keys: np.ndarray, subset: np.ndarray | None) -> np.ndarray:
     return keys
 
 
-def _f(right: np.ndarray, key, modulus: int) -> np.ndarray:
+def _f(right: np.ndarray, key, modulus: np.uint64) -> np.ndarray:
     """The round function: ``right`` hashed with the round key, reduced to ``range(modulus)``."""
-    return mix64(right.astype(np.uint64) ^ key) % np.uint64(modulus)
+    hashed = _mix(right ^ key)
+    hashed %= modulus
+    return hashed
 
 
 def _encrypt(x: np.ndarray, n: int, keys: np.ndarray) -> np.ndarray:
     """The Feistel permutation of ``range(a * b)``, without cycle walking."""
-    size_left, size_right = _sides(n)
+    size_left, size_right = (np.uint64(side) for side in _sides(n))
     state = x.astype(np.uint64)
     for r in range(ROUNDS):
-        left, right = np.divmod(state, np.uint64(size_right))
-        left = (left + _f(right, keys[r], size_left)) % np.uint64(size_left)
-        state = right * np.uint64(size_left) + left
+        left, state = np.divmod(state, size_right)  # state is now the right side
+        left += _f(state, keys[r], size_left)
+        left %= size_left
+        state *= size_left
+        state += left
         size_left, size_right = size_right, size_left
     return state
 
 
 def _decrypt(y: np.ndarray, n: int, keys: np.ndarray) -> np.ndarray:
     """The inverse of :func:`_encrypt`: the rounds undone in reverse order."""
-    size_left, size_right = _sides(n)
+    size_left, size_right = (np.uint64(side) for side in _sides(n))
     if ROUNDS % 2:
         size_left, size_right = size_right, size_left
     state = y.astype(np.uint64)
     for r in reversed(range(ROUNDS)):
         size_left, size_right = size_right, size_left  # the sizes before round r
-        right, left = np.divmod(state, np.uint64(size_left))
-        modulus = np.uint64(size_left)
-        left = (left + modulus - _f(right, keys[r], size_left)) % modulus
-        state = left * np.uint64(size_right) + right
+        right, left = np.divmod(state, size_left)
+        left += size_left - _f(right, keys[r], size_left)
+        left %= size_left
+        left *= size_right
+        left += right
+        state = left
     return state
 
 

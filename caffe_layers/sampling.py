@@ -13,6 +13,7 @@ same at 100 samples as at 100 million, in every rank and worker.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 
 import numpy as np
@@ -38,11 +39,13 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return stream_rng(seed, SAMPLE_STREAM, epoch, index)
 
 
+@functools.lru_cache(maxsize=16)
 def epoch_keys(seed: int, epoch: int, sets: int = 1) -> np.ndarray:
     """``sets`` independent round keys for ``epoch``'s shuffle, ``(sets, ROUNDS)``: from
-    ``(seed, SHUFFLE_STREAM, epoch)``, the same in every process."""
+    ``(seed, SHUFFLE_STREAM, epoch)``, the same in every process (read-only, cached)."""
     entropy = (int(seed), SHUFFLE_STREAM, int(epoch))
     words = np.random.SeedSequence(entropy).generate_state(sets * bijections.ROUNDS, np.uint64)
+    words.flags.writeable = False
     return words.reshape(sets, bijections.ROUNDS)
 
 
