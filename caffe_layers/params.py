@@ -73,10 +73,13 @@ class PrefetchParams:
         doc="a worker killed or crashed: raise naming its pid and signal, or restart it and "
             "refill its batches")
     shard_rank: int = option(
-        INT, None, minimum=0, doc="this process's shard; default `caffe.solver_rank()` in TRAIN",
+        INT, None, minimum=0,
+        doc="this process's shard; default in TRAIN: the launcher's rank (MPI, SLURM, RANK) x "
+            "`caffe.solver_count()` + `caffe.solver_rank()` (see Scaling out)",
         caffe="`caffe.solver_rank()` (pycaffe train.py)")
     shard_count: int = option(
-        INT, None, minimum=1, doc="number of shards; default `caffe.solver_count()` in TRAIN",
+        INT, None, minimum=1,
+        doc="number of shards; default in TRAIN: the launcher's size x `caffe.solver_count()`",
         caffe="`caffe.solver_count()` (pycaffe train.py)")
     shard_test: bool = option(BOOL, False, doc="shard the TEST net's data too")
     start_iter: int = option(
