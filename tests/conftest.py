@@ -6,7 +6,15 @@ import tempfile
 import pytest
 
 import caffe_layers.testing
+from caffe_layers.ranks import LAUNCHERS, SLURM_STEP
 from caffe_layers.testing import leaks
+
+# A suite run under mpirun, srun or torchrun must not see its own rank: every layer in TRAIN would
+# shard by it. The launcher tests set the variables they need on the processes they start.
+for _name, *_variables in LAUNCHERS:
+    for _variable in _variables:
+        os.environ.pop(_variable, None)
+os.environ.pop(SLURM_STEP, None)
 
 # Test modules and the layer modules they write may start with a plain `import caffe`: real
 # Caffe when installed, else the package's fake.

@@ -22,9 +22,8 @@ from runner_harness import REPOSITORY, _session_members, write_images
 from caffe_layers.testing import leaks
 
 TESTS = Path(__file__).resolve().parent
-N, BATCH = 48, 4  # 48 divides evenly among 2, 3, 4 and 8 shards
-LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
-                      "PMI_RANK", "PMI_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID")
+N, BATCH = 48, 4  # 48 divides evenly among 2, 3, 4 and 8 shards (conftest.py clears the
+# launcher variables of the process running the suite)
 needs_mpirun = pytest.mark.skipif(shutil.which("mpirun") is None,
                                   reason="no mpirun: apt-get install openmpi-bin")
 
@@ -49,10 +48,8 @@ layer {{ name: "silence" type: "Silence" bottom: "data" }}
 
 
 def environment(**variables: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
-    path = [str(REPOSITORY), str(TESTS), env.get("PYTHONPATH", "")]
-    env.update(PYTHONPATH=os.pathsep.join(filter(None, path)), **variables)
-    return env
+    path = [str(REPOSITORY), str(TESTS), os.environ.get("PYTHONPATH", "")]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, path)), **variables)
 
 
 def start(command: list, folder: Path, env: dict) -> subprocess.Popen:
@@ -173,7 +170,6 @@ def test_mpirun_ranks_of_the_real_caffe_binary_split_every_epoch(tmp_path):
     write_images(tmp_path, N)
     write_net(tmp_path, shuffle=True)
     env = real_caffe.binary_env()
-    env = {k: v for k, v in env.items() if k not in LAUNCHER_VARIABLES}
     command = mpirun(2, str(real_caffe.tool("caffe")), "train", "--solver", "solver.prototxt")
     code, output = run(command, tmp_path, env, timeout=300)
     assert code == 0, output[-4000:]
