@@ -201,7 +201,7 @@ class BlockShuffledOrder(Order):
         block_keys, window_keys, ends, gaps = self._layout(epoch)
         sequence = self._unwindow(np.asarray(positions, np.int64).reshape(-1), window_keys)
         passed = np.searchsorted(ends, sequence, side="right")  # short blocks ending before
-        slotted = sequence + np.concatenate(([0], gaps))[passed]
+        slotted = sequence + gaps[passed]
         slots, offsets = np.divmod(slotted, self.blocks.largest)
         blocks = bijections.permute(slots, self.blocks.count, block_keys)
         return self.blocks.start(blocks) + offsets
@@ -220,14 +220,15 @@ class BlockShuffledOrder(Order):
 
     def _layout(self, epoch: int) -> tuple:
         """``(block keys, window keys, ends, gaps)`` of ``epoch``: the short blocks, in slot
-        order, end at sequence position ``ends[i]`` having left ``gaps[i]`` empty slot places."""
+        order, end at sequence position ``ends[i]`` having left ``gaps[i + 1]`` empty slot
+        places (``gaps[0]`` is 0: before the first short block nothing is left empty)."""
         if epoch not in self._layouts:
             block_keys, window_keys = epoch_keys(self.seed, epoch, sets=2)
             table = self.blocks
             slots = bijections.invert(table.short, table.count, block_keys)
             order = np.argsort(slots)
-            gaps = np.cumsum(table.short_deficit[order])
-            ends = (slots[order] + 1) * table.largest - gaps
+            gaps = np.concatenate(([0], np.cumsum(table.short_deficit[order])))
+            ends = (slots[order] + 1) * table.largest - gaps[1:]
             self._layouts[epoch] = (block_keys, window_keys, ends, gaps)
             if len(self._layouts) > 2:
                 self._layouts.popitem(last=False)
