@@ -169,7 +169,7 @@ def test_a_rank_without_its_size_is_refused(tmp_path):
 def test_mpirun_ranks_of_the_real_caffe_binary_split_every_epoch(tmp_path):
     write_images(tmp_path, N)
     write_net(tmp_path, shuffle=True)
-    env = real_caffe.binary_env()
+    env = real_caffe.binary_env(GLOG_logtostderr="1")  # else glog leaves caffe.* logs in TMPDIR
     command = mpirun(2, str(real_caffe.tool("caffe")), "train", "--solver", "solver.prototxt")
     code, output = run(command, tmp_path, env, timeout=300)
     assert code == 0, output[-4000:]
