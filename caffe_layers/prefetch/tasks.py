@@ -95,6 +95,49 @@ class RoundRobinPlan:
         return number % workers if workers else None
 
 
+class IndexedBatchTask:
+    """Batch ``number`` of the stream: whole batch ``index`` of ``epoch`` (a keras Sequence's idx).
+
+    The producer fills all its rows with one call of the user's code, so there is no sample to
+    name on failure; its own message names the batch index.
+    """
+
+    __slots__ = ("number", "epoch", "index")
+
+    def __init__(self, number: int, epoch: int, index: int) -> None:
+        self.number = number
+        self.epoch = epoch
+        self.index = index
+
+    def current_sample(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"IndexedBatchTask(number={self.number}, epoch={self.epoch}, index={self.index})"
+
+
+class IndexedBatchPlan:
+    """Batch-level data: stream batch ``b`` is one batch index of one epoch; any worker fills it.
+
+    ``stream`` is a :class:`~caffe_layers.sampling.SampleStream` of ``batch_size`` 1 over the
+    batch indices (its order, shard and epochs), so batch ``b`` maps to ``(epoch, index)`` as a
+    pure function of the seed: every index once per epoch, disjoint across shards, exact on resume.
+    """
+
+    def __init__(self, stream: SampleStream) -> None:
+        if stream.batch_size != 1:
+            raise ValueError(f"IndexedBatchPlan needs a stream of batch_size 1 (one batch index "
+                             f"per position), got {stream.batch_size}")
+        self.stream = stream
+
+    def task(self, number: int) -> IndexedBatchTask:
+        indices, epochs = self.stream.batch(number)
+        return IndexedBatchTask(number, int(epochs[0]), int(indices[0]))
+
+    def worker_for(self, number: int, workers: int) -> int | None:
+        return None
+
+
 class Producer:
     """What workers run: subclass it (it must pickle for spawn/forkserver).
 
