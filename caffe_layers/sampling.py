@@ -26,6 +26,7 @@ SHUFFLE_STREAM = 0  # epoch orders: (seed, SHUFFLE_STREAM, epoch)
 SAMPLE_STREAM = 1  # a sample's augmentation: (seed, SAMPLE_STREAM, epoch, index)
 ATTACH_STREAM = 2  # MultiInputDataLayer's attached rows: (seed, ATTACH_STREAM, epoch, index, item)
 GENERATOR_STREAM = 3  # a user generator: (seed, GENERATOR_STREAM, worker_id, workers)
+LEGACY_STREAM = 4  # user code's global random/numpy.random: (seed, LEGACY_STREAM, event, ...)
 
 
 def stream_rng(seed: int, stream: int, *words: int) -> np.random.Generator:

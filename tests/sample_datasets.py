@@ -210,6 +210,22 @@ class Shapes:
         return {"data": image, "label": label}
 
 
+class NoisySamples:
+    """A per-sample dataset written for keras: ``__getitem__(self, i)`` without rng, drawing
+    its augmentation from np.random and random."""
+
+    def __init__(self, n=9):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        import random
+
+        return {"data": np.random.rand(3) + i, "label": random.random()}
+
+
 def counting(worker_id, workers, rng, limit=None):
     """Yields ``data = [worker_id, count, workers]``, ``label = rng.random()``; ``limit``
     samples per pass (endless without it)."""

@@ -119,6 +119,28 @@ def test_a_top_missing_from_the_sample(tmp_path, kwargs, message):
     assert "keys: 'data', 'label', 'noise', 'pid'" in str(error)
 
 
+# --- DatasetDataLayer: keras' per-sample __getitem__(self, i) -------------------------------------
+
+
+def noisy(**keys) -> str:
+    return params(dataset="sample_datasets:NoisySamples", batch_size=3, **keys)
+
+
+def test_a_dataset_without_rng_gets_seeded_global_generators(tmp_path):
+    runs = [read(tmp_path, LAYER, noisy(workers=w, shuffle=True, seed=4), 6)
+            for w in (0, 1, 3)]
+    for other in runs[1:]:
+        assert runs[0]["data"].tobytes() == other["data"].tobytes()
+        assert runs[0]["label"].tobytes() == other["label"].tobytes()
+    data = runs[0]["data"]
+    ids = np.floor(data[:, 0]).astype(int)
+    assert sorted(ids[:9]) == list(range(9)) and sorted(ids[9:]) == list(range(9))
+    first, second = np.flatnonzero(ids == 4)  # sample 4 in epochs 0 and 1: new draws
+    assert not np.array_equal(data[first], data[second])
+    other_seed = read(tmp_path, LAYER, noisy(workers=1, shuffle=True, seed=5), 6)
+    assert not np.array_equal(np.sort(other_seed["label"]), np.sort(runs[0]["label"]))
+
+
 # --- import and key errors ----------------------------------------------------------------------
 
 

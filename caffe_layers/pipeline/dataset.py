@@ -2,7 +2,9 @@
 
 ``dataset: "module:Class"`` names a class built as ``Class(**kwargs)`` with ``__len__`` and
 ``__getitem__(i, rng)`` returning ``{top name: array}``; ``rng`` is the sample's generator (a
-function of seed, epoch and ``i``), so augmentation is the same for any number of workers. The
+function of seed, epoch and ``i``), so augmentation is the same for any number of workers. A
+keras-style ``__getitem__(i)`` (told apart by its signature) gets no rng: the global ``random``
+and ``numpy.random`` are seeded from ``(seed, epoch, i)`` before each call instead. The
 class is built once in the layer's process at setup (to read its length and sample 0; its
 ``close()`` is called if it has one, before any worker starts) and once in every worker, so a
 file it opens in ``__init__`` is never shared across a fork.
@@ -22,7 +24,7 @@ top's shape, and every sample is checked against it (DataError naming the sample
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import os
 from typing import Any, Mapping, Tuple
 
 import numpy as np
@@ -30,28 +32,11 @@ import numpy as np
 from caffe_layers.errors import ConfigError, DataError
 from caffe_layers.params import DatasetParams
 from caffe_layers.pipeline import Pipeline
+from caffe_layers.pipeline.global_random import GETITEM, seeded
+from caffe_layers.pipeline.user_code import close_if_closable, import_object, positional_count
 from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.sampling import GENERATOR_STREAM, sample_rng, stream_rng
 from caffe_layers.sources.arrays import as_sample_array
-
-
-def import_object(spec: str, key: str) -> Any:
-    """The callable named by ``'module:name'`` (``name`` may be dotted); ConfigError if absent."""
-    module_name, _, name = spec.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"{key}: cannot import module '{module_name}' ({exc}); it must be "
-                          f"importable through PYTHONPATH (caffe does not add the working "
-                          f"directory)") from exc
-    for part in name.split("."):
-        if not hasattr(target, part):
-            raise ConfigError(f"{key}: module '{module_name}' has no '{name}'")
-        target = getattr(target, part)
-    if not callable(target):
-        raise ConfigError(f"{key}: '{spec}' is a {type(target).__name__}, not a class or "
-                          f"function")
-    return target
 
 
 def generator_rng(seed: int, worker_id: int, workers: int) -> np.random.Generator:
@@ -109,20 +94,17 @@ def _value(sample: Mapping, top: str, where: str) -> np.ndarray:
     return as_sample_array(sample[top], where, top)
 
 
-def _close(obj: Any) -> None:
-    close = getattr(obj, "close", None)
-    if callable(close):
-        close()
-
-
 class DatasetProducer(Producer):
     """Runs the user's dataset class; each process builds its own instance in ``open``."""
 
-    def __init__(self, spec: str, kwargs: dict, layout: SampleLayout, length: int) -> None:
+    def __init__(self, spec: str, kwargs: dict, layout: SampleLayout, length: int,
+                 reader: SampleReader) -> None:
         self.spec = spec
         self.kwargs = kwargs
         self.layout = layout
         self.length = length
+        self.reader = reader
+        self._consumer_pid = os.getpid()
         self._dataset = None
 
     def __getstate__(self) -> dict:
@@ -130,6 +112,7 @@ class DatasetProducer(Producer):
 
     def open(self, worker_id: int, workers: int) -> None:
         self._dataset = import_object(self.spec, "dataset")(**self.kwargs)
+        self._isolated = os.getpid() == self._consumer_pid
         length = len(self._dataset)
         if length != self.length:
             raise DataError(f"dataset '{self.spec}': this instance has {length} samples, the one "
@@ -137,13 +120,38 @@ class DatasetProducer(Producer):
 
     def fill(self, out: dict, task) -> None:
         for row, index, rng in task:
-            sample = self._dataset.__getitem__(index, rng)
+            epoch = int(task.epochs[row])
+            sample = self.reader.read(self._dataset, index, rng, epoch, self._isolated)
             self.layout.write(sample, out, row, f"dataset '{self.spec}' sample {index}")
 
     def close(self) -> None:
         if self._dataset is not None:
-            _close(self._dataset)
+            close_if_closable(self._dataset)
             self._dataset = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleReader:
+    """How to call the class's ``__getitem__``: with the sample's ``rng``, or keras' way.
+
+    keras' ``__getitem__(self, i)`` gets no rng; the global ``random`` and ``numpy.random`` are
+    seeded from ``(seed, epoch, i)`` just before each call instead, so a class that draws from
+    them is deterministic for any number of workers too.
+    """
+
+    takes_rng: bool
+    seed: int
+
+    @classmethod
+    def of(cls, dataset: Any, seed: int) -> SampleReader:
+        count = positional_count(dataset.__getitem__)
+        return cls(count is None or count >= 2, seed)
+
+    def read(self, dataset: Any, index: int, rng, epoch: int, isolated: bool) -> Any:
+        if self.takes_rng:
+            return dataset.__getitem__(index, rng)
+        with seeded(self.seed, GETITEM, epoch, index, isolated=isolated):
+            return dataset[index]
 
 
 class GeneratorProducer(Producer):
@@ -179,7 +187,7 @@ class GeneratorProducer(Producer):
         try:
             return next(self._iterator)
         except StopIteration:
-            _close(self._iterator)
+            close_if_closable(self._iterator)
             self._iterator = self._start()  # the next pass
         try:
             return next(self._iterator)
@@ -195,25 +203,26 @@ class GeneratorProducer(Producer):
 
     def close(self) -> None:
         if self._iterator is not None:
-            _close(self._iterator)
+            close_if_closable(self._iterator)
             self._iterator = None
 
 
-def _probe_dataset(params: DatasetParams, kwargs: dict) -> Tuple[SampleLayout, int]:
+def _probe_dataset(params: DatasetParams, kwargs: dict) -> Tuple[SampleLayout, int, SampleReader]:
     dataset = import_object(params.dataset, "dataset")(**kwargs)
     try:
         try:
             length = len(dataset)
         except TypeError:
             raise ConfigError(f"dataset: '{params.dataset}' has no __len__; give the class "
-                              f"__len__ and __getitem__(i, rng)") from None
+                              f"__len__ and __getitem__(i, rng) or __getitem__(i)") from None
         if length < 1:
             raise DataError(f"dataset '{params.dataset}': len() is {length}; it needs samples")
-        sample = dataset.__getitem__(0, sample_rng(params.seed, 0, 0))
+        reader = SampleReader.of(dataset, params.seed)
+        sample = reader.read(dataset, 0, sample_rng(params.seed, 0, 0), 0, isolated=True)
         where = f"dataset '{params.dataset}' sample 0"
-        return SampleLayout.from_first(sample, params.tops, where), length
+        return SampleLayout.from_first(sample, params.tops, where), length, reader
     finally:
-        _close(dataset)
+        close_if_closable(dataset)
 
 
 def _probe_generator(params: DatasetParams, kwargs: dict) -> SampleLayout:
@@ -225,7 +234,7 @@ def _probe_generator(params: DatasetParams, kwargs: dict) -> SampleLayout:
     except StopIteration:
         raise DataError(f"generator '{params.generator}' yields no samples") from None
     finally:
-        _close(iterator)
+        close_if_closable(iterator)
     return SampleLayout.from_first(sample, params.tops, f"generator '{params.generator}' "
                                                         f"sample 0")
 
@@ -234,8 +243,8 @@ def build(params: DatasetParams, train: bool) -> Pipeline:
     """Build an instance here, read sample 0 and fix the top shapes; raise before any worker."""
     kwargs = dict(params.kwargs or {})
     if params.dataset is not None:
-        layout, length = _probe_dataset(params, kwargs)
-        producer: Producer = DatasetProducer(params.dataset, kwargs, layout, length)
+        layout, length, reader = _probe_dataset(params, kwargs)
+        producer: Producer = DatasetProducer(params.dataset, kwargs, layout, length, reader)
         samples: int | None = length
         what = f"{length} samples of dataset '{params.dataset}'"
     else:
