@@ -344,7 +344,9 @@ def describe(cls: type) -> list[tuple[str, str, str, str, str]]:
 
 def markdown_table(cls: type, without: type | None = None) -> str:
     """The README's table of ``cls``'s keys (leaving out those of the base class ``without``)."""
-    skip = {f.name for f in dataclasses.fields(without)} if without else set()
+    inherited = {f.name: f for f in dataclasses.fields(without)} if without else {}
+    # A key the class redefines (another default or meaning) is listed again.
+    skip = {f.name for f in dataclasses.fields(cls) if inherited.get(f.name) is f}
     lines = ["| key | type | default | meaning | Caffe |", "|---|---|---|---|---|"]
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     for key, kind, _, doc, caffe in describe(cls):

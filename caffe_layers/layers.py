@@ -35,9 +35,10 @@ from caffe_layers.params import (
     MultiInputParams,
     NpyParams,
     PrefetchParams,
+    SequenceParams,
 )
 from caffe_layers.pipeline import Pipeline
-from caffe_layers.prefetch import Prefetcher, RoundRobinPlan, SamplePlan
+from caffe_layers.prefetch import IndexedBatchPlan, Prefetcher, RoundRobinPlan, SamplePlan
 from caffe_layers.pycaffe import import_caffe, printing_errors
 from caffe_layers.ranks import Shard, global_shard
 from caffe_layers.sampling import SampleStream
@@ -114,19 +115,25 @@ class PrefetchDataLayer(caffe.Layer):
     def _start(self, params: PrefetchParams, pipeline: Pipeline, train: bool) -> Prefetcher:
         self._shard_of = self._shard(params, train)
         shard_rank, shard_count = self._shard_of.shard_rank, self._shard_of.shard_count
-        if pipeline.samples is None:
-            pipeline.producer.shard(shard_rank, shard_count)
-            plan = RoundRobinPlan(params.batch_size)
-        else:
-            order = pipeline.order(params.shuffle, params.seed)
-            plan = SamplePlan(SampleStream(order, params.batch_size, shard_rank, shard_count),
-                              params.seed)
+        plan = self._plan(params, pipeline, shard_rank, shard_count)
         first_batch = params.start_iter * params.iter_size if train else 0
         return Prefetcher(
             pipeline.producer, self._specs, plan, workers=params.workers,
             prefetch=params.prefetch, start_method=params.start_method, first_batch=first_batch,
             timeout_s=params.timeout_s, on_worker_death=params.on_worker_death,
             name=type(self).__name__)
+
+    def _plan(self, params: PrefetchParams, pipeline: Pipeline, shard_rank: int,
+              shard_count: int):
+        """Samples, whole batches (a keras Sequence) or a generator's round robin."""
+        batch_size = params.batch_size or self._specs[0].shape[0]  # None: a Sequence's batch 0
+        if pipeline.samples is None:
+            pipeline.producer.shard(shard_rank, shard_count)
+            return RoundRobinPlan(batch_size)
+        order = pipeline.order(params.shuffle, params.seed)
+        if pipeline.whole_batches:
+            return IndexedBatchPlan(SampleStream(order, 1, shard_rank, shard_count), batch_size)
+        return SamplePlan(SampleStream(order, batch_size, shard_rank, shard_count), params.seed)
 
     def _describe(self, params: PrefetchParams, train: bool) -> str:
         engine = self._engine
@@ -205,6 +212,13 @@ class DatasetDataLayer(PrefetchDataLayer):
 
     params_class = DatasetParams
     pipeline = "dataset"
+
+
+class SequenceDataLayer(PrefetchDataLayer):
+    """keras data code unchanged: a Sequence class or a generator of batches; see README."""
+
+    params_class = SequenceParams
+    pipeline = "sequence"
 
 
 class MultiInputDataLayer(PrefetchDataLayer):

@@ -251,8 +251,8 @@ class DatasetParams(PrefetchParams):
     """DatasetDataLayer: the user's per-sample dataset class, or a plain generator function."""
 
     dataset: str = option(STR, None, example="my_data:ShapesDataset",
-                          doc="'module:Class' with __len__ and __getitem__(i, rng) -> {top: "
-                              "array}")
+                          doc="'module:Class' with __len__ and __getitem__(i, rng) (or keras' "
+                              "__getitem__(i)) -> {top: array}")
     generator: str = option(STR, None, example="my_data:samples",
                             doc="'module:function'; (worker_id, workers, rng, **kwargs) "
                                 "-> iterator of {top: array}")
@@ -261,24 +261,78 @@ class DatasetParams(PrefetchParams):
                                          "the keys of sample 0)")
 
     def problems(self) -> List[Problem]:
-        found = super().problems()
-        if (self.dataset is None) == (self.generator is None):
-            found.append(problem("dataset, generator", "give exactly one of them"))
-        found += _object_path("dataset", self.dataset, "Class")
-        found += _object_path("generator", self.generator, "function")
-        if self.tops is not None:
-            found += _top_problems(self.tops)
-        bad = [k for k in (self.kwargs or {}) if not str(k).isidentifier()]
-        if bad:
-            found.append(Problem(("kwargs",), f"keys must be Python identifiers (got {bad})"))
-        if self.generator is not None:
-            for key, default in (("shuffle", False), ("start_iter", 0)):
-                if getattr(self, key) != default:
-                    found.append(Problem((key,), "a generator is not indexed, so it cannot "
-                                                 "shuffle or resume; use dataset: "
-                                                 "'module:Class' instead",
-                                         involves=("generator",)))
+        return super().problems() + _user_code_problems(self, "dataset", self.dataset)
+
+
+def _user_code_problems(params, class_key: str, class_spec: str | None) -> List[Problem]:
+    """Problems of the keys naming the user's class or generator function, and their kwargs."""
+    found = []
+    if (class_spec is None) == (params.generator is None):
+        found.append(problem(f"{class_key}, generator", "give exactly one of them"))
+    found += _object_path(class_key, class_spec, "Class")
+    found += _object_path("generator", params.generator, "function")
+    if params.tops is not None:
+        found += _top_problems(params.tops)
+    bad = [k for k in (params.kwargs or {}) if not str(k).isidentifier()]
+    if bad:
+        found.append(Problem(("kwargs",), f"keys must be Python identifiers (got {bad})"))
+    if params.generator is not None:
+        for key, default in (("shuffle", False), ("start_iter", 0)):
+            if getattr(params, key) != default:
+                found.append(Problem((key,), f"a generator is not indexed, so it cannot "
+                                             f"shuffle or resume; use {class_key}: "
+                                             f"'module:Class' instead",
+                                     involves=("generator",)))
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceParams(PrefetchParams):
+    """SequenceDataLayer: a keras Sequence (or PyDataset) class, or a generator of batches."""
+
+    batch_size: int = option(
+        INT, None, minimum=1,
+        doc="rows per batch; default: the rows of batch 0 (the Sequence decides); if given, "
+            "batch 0 must have that many", caffe="`batch_size`")
+    sequence: str = option(
+        STR, None, example="my_data:DataGenerator",
+        doc="'module:Class' (or a function returning one) with __len__ (batches per epoch) "
+            "and __getitem__(idx) -> (X, y): keras' Sequence, used unchanged")
+    generator: str = option(
+        STR, None, example="my_data:batches",
+        doc="'module:function' returning an iterator of batches (X, y); one worker by default "
+            "(more need it to take worker_id and workers)")
+    kwargs: dict = option(MAPPING, None, doc="keyword arguments for the class or function")
+    tops: tuple = option(
+        STRS, None,
+        doc="the arrays read into each top, in top order: data, label, sample_weight (data0, "
+            "data1, ... for a list; its keys for a dict); default: all of batch 0's")
+    layout: str = option(
+        choice("auto", "NHWC", "NCHW"), "auto",
+        doc="inputs of 4+ axes: NHWC moves the channels (last axis) to axis 1 as Caffe needs; "
+            "auto does so when the last axis is 1 or 3 and axis 1 is not (stated at setup)")
+    labels: str = option(
+        choice("index", "keep"), "index",
+        doc="targets: index turns one-hot rows (to_categorical) into the class index Caffe's "
+            "losses expect; keep passes them as (N, k)")
+    partial_batch: str = option(
+        choice("pad", "drop", "error"), "pad",
+        doc="a batch with fewer rows (keras' last): pad repeats its rows; drop leaves the last "
+            "batch index out of every epoch (a generator skips the batch); error refuses it")
+
+    def problems(self) -> List[Problem]:
+        found = super().problems() + _user_code_problems(self, "sequence", self.sequence)
+        reserved = sorted({"worker_id", "workers"} & set(self.kwargs or {}))
+        if reserved and self.generator is not None:
+            found.append(Problem(("kwargs",), f"{', '.join(reserved)} is set by the layer for "
+                                              f"each worker; remove it",
+                                 involves=("generator",)))
         return found
+
+    def __post_init__(self) -> None:
+        if self.workers is None and self.generator is not None:
+            object.__setattr__(self, "workers", 1)  # a generator: one worker unless told
+        super().__post_init__()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,8 +72,11 @@ def test_npy_root_and_root_folder_together_is_an_error(tmp_path):
     ("HDF5DataLayer", "crop_size",
      "crop_size: unknown key; that is a key of ImageListDataLayer and MultiInputDataLayer"),
     ("ImageListDataLayer", "tops",
-     "tops: unknown key; that is a key of HDF5DataLayer and DatasetDataLayer"),
+     "tops: unknown key; that is a key of HDF5DataLayer, DatasetDataLayer and "
+     "SequenceDataLayer"),
     ("NpyDataLayer", "attach", "attach: unknown key; that is a key of MultiInputDataLayer"),
+    ("HDF5DataLayer", "partial_batch",
+     "partial_batch: unknown key; that is a key of SequenceDataLayer"),
 ])
 def test_a_key_of_another_layer_is_named_as_such(tmp_path, layer, key, hint):
     builders = {**NORMALIZING, "HDF5DataLayer": hdf5}

@@ -25,7 +25,8 @@ class Pipeline:
     whichever arrays it is handed. ``samples`` is the dataset length (None for a generator, which
     is not indexed). ``shuffled_order``, when set, makes the order for ``shuffle: true`` from the
     seed (e.g. HDF5's chunk-aware :class:`~caffe_layers.sampling.BlockShuffledOrder`) instead
-    of a uniform permutation.
+    of a uniform permutation. ``whole_batches``: each of the ``samples`` indices is a whole
+    batch (a keras Sequence's ``__getitem__(idx)``), handed out by an IndexedBatchPlan.
     """
 
     producer: Producer
@@ -33,6 +34,7 @@ class Pipeline:
     samples: int | None
     description: str
     shuffled_order: Callable[[int], Order] | None = None
+    whole_batches: bool = False
 
     def specs_for(self, tops: int, layer: str) -> Tuple[TopSpec, ...]:
         """The arrays for ``tops`` tops; ConfigError naming the accepted counts otherwise."""

@@ -122,13 +122,15 @@ class IndexedBatchPlan:
     ``stream`` is a :class:`~caffe_layers.sampling.SampleStream` of ``batch_size`` 1 over the
     batch indices (its order, shard and epochs), so batch ``b`` maps to ``(epoch, index)`` as a
     pure function of the seed: every index once per epoch, disjoint across shards, exact on resume.
+    ``batch_size`` is the rows each whole batch fills (the engine checks it against the arrays).
     """
 
-    def __init__(self, stream: SampleStream) -> None:
+    def __init__(self, stream: SampleStream, batch_size: int) -> None:
         if stream.batch_size != 1:
             raise ValueError(f"IndexedBatchPlan needs a stream of batch_size 1 (one batch index "
                              f"per position), got {stream.batch_size}")
         self.stream = stream
+        self.batch_size = int(batch_size)
 
     def task(self, number: int) -> IndexedBatchTask:
         indices, epochs = self.stream.batch(number)
