@@ -29,6 +29,8 @@ from sequence_nets import (
     write_solver,
 )
 
+from caffe_layers.testing import leaks
+
 EPOCHS = 3
 
 
@@ -120,6 +122,7 @@ def test_a_respawned_worker_replays_the_epochs_and_nothing_changes(tmp_path):
         first = forward(net, 5, COUNTING)  # into epoch 1
         engine = net.layers[0]._engine
         os.kill(engine.pids[0], signal.SIGKILL)
+        assert not leaks.wait_gone([engine.pids[0]], timeout_s=2.0)
         rest = forward(net, 4, COUNTING)
         assert engine.stats["respawns"] == 1
     for top in ("data", "label", "ends", "begins"):

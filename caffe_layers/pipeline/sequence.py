@@ -42,6 +42,10 @@ def short_batch(where: str, rows: int, batch_size: int, fix: str) -> DataError:
 
 
 PAD_OR_DROP = "partial_batch: error refuses it; set partial_batch: pad (repeat its rows) or drop"
+DROP_ONLY_LAST = ("partial_batch: drop leaves out only the last batch index, found short at "
+                  "setup; use pad")
+DROP_ONE_PER_PASS = ("the batch before was short too, but partial_batch: drop skips only the "
+                     "last batch of a pass; use pad")
 
 
 class SequenceProducer(Producer):
@@ -70,9 +74,8 @@ class SequenceProducer(Producer):
         where = f"sequence '{self.spec}' batch index {task.index} (epoch {task.epoch})"
         arrays, rows = self.layout.read(self._copy.batch(task.index, task.epoch), where)
         if rows < self.layout.batch_size and self.partial != "pad":
-            raise short_batch(where, rows, self.layout.batch_size, PAD_OR_DROP if
-                              self.partial == "error" else "partial_batch: drop leaves out "
-                              "only the last batch index, found short at setup; use pad")
+            fix = PAD_OR_DROP if self.partial == "error" else DROP_ONLY_LAST
+            raise short_batch(where, rows, self.layout.batch_size, fix)
         self.layout.write(arrays, rows, out, where)
 
     def close(self) -> None:
@@ -87,8 +90,8 @@ class BatchGeneratorProducer(Producer):
     Each pass draws from the global generators seeded from ``(seed, worker, workers, pass)``.
     """
 
-    def __init__(self, spec: str, kwargs: dict, layout: BatchLayout, seed: int, partial: str,
-                 worker_arguments: bool) -> None:
+    def __init__(self, spec: str, kwargs: dict, layout: BatchLayout | None, seed: int,
+                 partial: str, worker_arguments: bool) -> None:
         self.spec = spec
         self.kwargs = kwargs
         self.layout = layout
@@ -159,10 +162,8 @@ class BatchGeneratorProducer(Producer):
                 break
             self._short_in_a_row += 1
             if self.partial == "error" or self._short_in_a_row > 1:
-                raise short_batch(where, rows, self.layout.batch_size, PAD_OR_DROP if
-                                  self.partial == "error" else "the batch before was short too, "
-                                  "but partial_batch: drop skips only the last batch of a pass; "
-                                  "use pad")
+                fix = PAD_OR_DROP if self.partial == "error" else DROP_ONE_PER_PASS
+                raise short_batch(where, rows, self.layout.batch_size, fix)
         self._short_in_a_row = 0
         self.layout.write(arrays, rows, out, where)
 
