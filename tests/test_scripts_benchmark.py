@@ -107,3 +107,15 @@ def test_help_describes_the_options():
     assert done.returncode == 0
     for option in ("--workers", "--batches", "--images", "--data", "--quick", "--plot", "--json"):
         assert option in done.stdout
+
+
+def test_bench_sequence_quick_run_prints_its_table_and_floor():
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sequence.py"), "--quick"],
+                          capture_output=True, text=True, cwd=str(REPO), timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[2:-1]]
+    assert [row[:2] for row in rows] == [["plain", "loop"], ["keras", "1"], ["caffe_layers", "1"],
+                                         ["keras", "2"], ["caffe_layers", "2"]], done.stdout
+    assert all(float(row[-1]) > 0 for row in rows)
+    assert done.stdout.splitlines()[-1].startswith("floor: caffe_layers / keras at 2 workers = ")
