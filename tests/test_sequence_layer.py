@@ -172,3 +172,18 @@ def test_shards_take_disjoint_batch_indices(tmp_path):
     indices = [set(batch_ids(source, s["data"], s["label"])[:, 0] // 4) for s in shards]
     assert not indices[0] & indices[1]
     assert indices[0] | indices[1] == set(range(6))
+
+
+def test_a_copy_asked_for_a_past_epoch_is_rebuilt_and_replayed(tmp_path):
+    from caffe_layers.pipeline.keras_sequence import SequenceCopy
+
+    source = npy_sequence(tmp_path)
+    copy = SequenceCopy("keras_style:CountingEpochs", source.keys["kwargs"], 5, isolated=True)
+    later = copy.batch(1, 2)[0]
+    assert (later["ends"][0], later["begins"][0]) == (2, 3)
+    again = copy.batch(1, 0)[0]
+    assert (again["ends"][0], again["begins"][0]) == (0, 1)
+    fresh = SequenceCopy("keras_style:CountingEpochs", source.keys["kwargs"], 5, isolated=True)
+    assert np.array_equal(fresh.batch(1, 0)[0]["data"], again["data"])
+    copy.close()
+    fresh.close()
