@@ -162,6 +162,17 @@ class ImageSequence:  # keras.utils.Sequence
         return np.array(images, dtype="float32") / 255.0, np.array(self.labels[batch])
 
 
+class OpenCVImageSequence(ImageSequence):
+    """ImageSequence putting OpenCV on one thread in ``__init__``, as many users' Sequences do
+    (each worker builds its own copy, so this runs in every worker)."""
+
+    def __init__(self, *args, **kwargs):
+        import cv2
+
+        cv2.setNumThreads(1)
+        super().__init__(*args, **kwargs)
+
+
 # --- generators of batches -----------------------------------------------------------------------
 
 

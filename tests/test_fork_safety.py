@@ -15,6 +15,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from keras_style import write_images
 from layer_nets import data_net, forward
 from sample_datasets import (
     write_features,
@@ -72,6 +73,12 @@ def dataset(tmp_path):
              "tops": "[data, label, noise]"}, ("data", "label", "noise"))
 
 
+def sequence(tmp_path):
+    kwargs = {"paths": write_images(tmp_path / "images", N), "labels": [k % 3 for k in range(N)],
+              "batch_size": BATCH}
+    return {"sequence": "keras_style:OpenCVImageSequence", "kwargs": kwargs}, ("data", "label")
+
+
 def multi_input(tmp_path):
     keys, _ = image_list(tmp_path)
     features = write_features(tmp_path / "feats.h5", 30, classes=3, chunks=4)
@@ -81,7 +88,8 @@ def multi_input(tmp_path):
 
 
 LAYERS = {"ImageListDataLayer": image_list, "HDF5DataLayer": hdf5, "NpyDataLayer": npy,
-          "DatasetDataLayer": dataset, "MultiInputDataLayer": multi_input}
+          "DatasetDataLayer": dataset, "MultiInputDataLayer": multi_input,
+          "SequenceDataLayer": sequence}
 
 
 def param_str(keys: dict, **more) -> str:
