@@ -68,7 +68,14 @@ def binary_env(*paths: os.PathLike, **extra: str) -> dict:
 
 def run_tool(name: str, *args: str, cwd: os.PathLike, timeout: float = 300,
              env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a Caffe tool to completion; its output (stdout + stderr) is in ``.stdout``."""
-    return subprocess.run([str(tool(name)), *map(str, args)], cwd=str(cwd),
-                          env=env or binary_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
+    """Run a Caffe tool to completion; its output (stdout + stderr) is in ``.stdout``.
+
+    glog also writes a log file per run (``caffe.<host>.<user>.log.INFO.<date>.<pid>``), by
+    default into TMPDIR: Caffe's, not a leftover of ours, so it goes into ``cwd`` instead
+    (``GLOG_log_dir``, unless ``env`` says otherwise), kept with the run's other files.
+    """
+    env = dict(env or binary_env())
+    env.setdefault("GLOG_log_dir", str(cwd))
+    return subprocess.run([str(tool(name)), *map(str, args)], cwd=str(cwd), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout, check=False)
