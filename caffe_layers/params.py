@@ -322,7 +322,7 @@ class SequenceParams(PrefetchParams):
 
     def problems(self) -> List[Problem]:
         found = super().problems() + _user_code_problems(self, "sequence", self.sequence)
-        reserved = sorted({"worker_id", "workers"} & set(self.kwargs or {}))
+        reserved = sorted({"worker_id", "workers", "num_workers"} & set(self.kwargs or {}))
         if reserved and self.generator is not None:
             found.append(Problem(("kwargs",), f"{', '.join(reserved)} is set by the layer for "
                                               f"each worker; remove it",

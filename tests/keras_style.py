@@ -230,6 +230,12 @@ def npy_batches(root, n, batch_size=5, worker_id=0, workers=1):
     return _epoch_batches(root, n, batch_size, worker_id, workers)
 
 
+@threadsafe_generator
+def npy_batches_num_workers(root, n, batch_size=5, worker_id=0, num_workers=1):
+    """:func:`npy_batches` with the worker count spelled as keras and PyTorch spell it."""
+    return _epoch_batches(root, n, batch_size, worker_id, num_workers)
+
+
 @threadsafe_generator_unwrapped
 def npy_batches_unwrapped(root, n, batch_size=5, worker_id=0, workers=1):
     """:func:`npy_batches` behind the decorator that hides the signature."""

@@ -42,8 +42,9 @@ def test_an_unmodified_generator_runs_in_one_worker_and_says_so(tmp_path, capsys
 @pytest.mark.parametrize(("keys", "message"), [
     ({"generator": "sequence_cases:image_batches", "workers": 2},
      "generator: 'sequence_cases:image_batches' takes no worker_id and workers arguments, so "
-     "each of 2 workers would yield the same batches; give it those parameters and yield only its"
-     " share, or use sequence: 'module:Class', or one worker (workers: 1)"),
+     "each of 2 workers would yield the same batches; give it those parameters (or worker_id and "
+     "num_workers) and yield only its share, or use sequence: 'module:Class', or one worker "
+     "(workers: 1)"),
     ({"generator": "keras_style:npy_batches_unwrapped", "workers": 3, "kwargs": {"root": "x",
                                                                                 "n": 5}},
      "takes **kwargs without naming worker_id and workers (a decorator's wrapper?), so it "
@@ -65,6 +66,15 @@ def test_the_unwrapped_threadsafe_generator_runs_in_one_worker(tmp_path):
     assert unwrapped["data"].tobytes() == wrapped["data"].tobytes()
     assert_each_epoch_exactly_once(source, batch_ids(source, unwrapped["data"],
                                                      unwrapped["label"]), epochs=2)
+
+
+def test_a_generator_may_spell_the_worker_count_num_workers(tmp_path, capsys):
+    source = threadsafe_source(tmp_path)
+    whole = read(tmp_path, LAYER, source.params(workers=1), 6)
+    source.keys["generator"] = "keras_style:npy_batches_num_workers"
+    split = read(tmp_path, LAYER, source.params(workers=3), 6)
+    assert "one per worker (worker_id, num_workers;" in capsys.readouterr().out
+    assert split["data"].tobytes() == whole["data"].tobytes()
 
 
 def test_solver_ranks_get_their_share_of_a_worker_aware_generator(tmp_path):

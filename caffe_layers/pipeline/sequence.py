@@ -33,7 +33,21 @@ from caffe_layers.pipeline.keras_sequence import SequenceCopy
 from caffe_layers.pipeline.user_code import accepts_keywords, close_if_closable, import_object
 from caffe_layers.prefetch import Producer
 
-WORKER_ARGUMENTS = ("worker_id", "workers")
+COUNT_NAMES = ("workers", "num_workers")  # this package's name, and keras'/PyTorch's
+
+
+def worker_count_name(function) -> str | bool | None:
+    """The name under which ``function`` takes the worker count beside ``worker_id``.
+
+    False when it takes neither spelling; None when it cannot be told (a bare ``**kwargs``).
+    """
+    unknown = False
+    for name in COUNT_NAMES:
+        takes = accepts_keywords(function, ("worker_id", name))
+        if takes:
+            return name
+        unknown = unknown or takes is None
+    return None if unknown else False
 
 
 def short_batch(where: str, rows: int, batch_size: int, fix: str) -> DataError:
@@ -91,13 +105,13 @@ class BatchGeneratorProducer(Producer):
     """
 
     def __init__(self, spec: str, kwargs: dict, layout: BatchLayout | None, seed: int,
-                 partial: str, worker_arguments: bool) -> None:
+                 partial: str, count_name: str | None) -> None:
         self.spec = spec
         self.kwargs = kwargs
         self.layout = layout
         self.seed = seed
         self.partial = partial
-        self.worker_arguments = worker_arguments
+        self.count_name = count_name  # None: the function takes no worker arguments
         self.shard_rank, self.shard_count = 0, 1
         self._consumer_pid = os.getpid()
         self._iterator = None
@@ -106,7 +120,7 @@ class BatchGeneratorProducer(Producer):
         return dict(self.__dict__, _iterator=None, _random=None, _function=None)
 
     def shard(self, shard_rank: int, shard_count: int) -> None:
-        if shard_count > 1 and not self.worker_arguments:
+        if shard_count > 1 and not self.count_name:
             raise ConfigError(cannot_split(self.spec, f"{shard_count} solver ranks"))
         self.shard_rank, self.shard_count = shard_rank, shard_count
 
@@ -126,8 +140,8 @@ class BatchGeneratorProducer(Producer):
         self._random = GlobalRandom(self.seed, GENERATOR_PASS, self.worker_id, self.workers,
                                     self.passes, isolated=self._isolated)
         arguments = dict(self.kwargs)
-        if self.worker_arguments:
-            arguments.update(worker_id=self.worker_id, workers=self.workers)
+        if self.count_name:
+            arguments.update({"worker_id": self.worker_id, self.count_name: self.workers})
         with self._random.active():
             self._iterator = iter(self._function(**arguments))
 
@@ -180,7 +194,8 @@ def cannot_split(spec: str, between: str, takes: bool | None = False) -> str:
                f"with functools.wraps(function)")
     else:
         why = (f"'{spec}' takes no worker_id and workers arguments, so each of {between} would "
-               f"yield the same batches; give it those parameters and yield only its share")
+               f"yield the same batches; give it those parameters (or worker_id and num_workers) "
+               f"and yield only its share")
     return f"generator: {why}, or use sequence: 'module:Class', or one worker (workers: 1)"
 
 
@@ -220,12 +235,12 @@ def _last_batch(policy: str, batch_size: int, length: int, rows: int, spec: str)
 
 def _generator_pipeline(params: SequenceParams, kwargs: dict) -> Pipeline:
     spec = params.generator
-    takes = accepts_keywords(import_object(spec, "generator"), WORKER_ARGUMENTS)
+    takes = worker_count_name(import_object(spec, "generator"))
     workers = params.workers
     if workers > 1 and not takes:
         raise ConfigError(cannot_split(spec, f"{workers} workers", takes))
     producer = BatchGeneratorProducer(spec, kwargs, None, params.seed, params.partial_batch,
-                                      bool(takes))
+                                      takes or None)
     producer.open(0, max(1, workers))  # worker 0's first batch, in this process
     try:
         first = producer.next_batch()
@@ -235,7 +250,7 @@ def _generator_pipeline(params: SequenceParams, kwargs: dict) -> Pipeline:
         first, tops=params.tops, layout=params.layout, labels=params.labels,
         batch_size=params.batch_size, where=f"generator '{spec}' batch 0")
     if takes:
-        what = f"generator '{spec}', one per worker (worker_id, workers; batch b from b % W)"
+        what = f"generator '{spec}', one per worker (worker_id, {takes}; batch b from b % W)"
     else:
         what = (f"generator '{spec}' in one process (it takes no worker_id/workers: an "
                 f"unmodified generator cannot be split between processes)")
