@@ -98,6 +98,12 @@ class PrefetchDataLayer(caffe.Layer):
     def backward(self, top, propagate_down, bottom) -> None:
         """A data layer has nothing to propagate (Caffe calls this under ``caffe time``)."""
 
+    @property
+    def engine(self) -> Prefetcher:
+        """The prefetch engine behind the tops (after setup): tools read its ``producer``,
+        ``specs``, ``plan`` and :meth:`~caffe_layers.prefetch.Prefetcher.last_task`."""
+        return self._engine
+
     def close(self) -> None:
         """Stop the workers now (Caffe never does; the workers' watchdog covers that)."""
         engine = getattr(self, "_engine", None)

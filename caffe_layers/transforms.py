@@ -13,13 +13,14 @@ The work is split so that it runs inside prefetch workers without allocating:
 :meth:`ImageTransform.decide` draws the random choices from a caller-seeded generator (so the
 output depends on the seed, never on which worker ran it), :meth:`ImageTransform.apply` writes one
 row of a preallocated batch in two or three streaming numpy calls, bit-identical to Caffe's
-per-pixel loop.
+per-pixel loop. :meth:`ImageTransform.undo` inverts the normalisation of one row (tools show
+batches with it).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Sequence, Tuple, Union
+from typing import List, NamedTuple, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -34,6 +35,14 @@ from caffe_layers.normalization import (
 )
 
 MeanSpec = Union[None, np.ndarray, Tuple[float, ...]]
+
+
+class Crop(NamedTuple):
+    """Where one image was cropped (top-left ``h_off``, ``w_off``) and whether it was mirrored."""
+
+    h_off: int
+    w_off: int
+    mirror: bool
 
 
 def check_resize(new_height: int, new_width: int) -> List[Problem]:
@@ -166,8 +175,7 @@ class ImageTransform:
             raise ConfigError("; ".join(problems))
         return (channels, crop or height, crop or width)
 
-    def decide(self, rng: np.random.Generator, height: int, width: int
-               ) -> Tuple[int, int, bool]:
+    def decide(self, rng: np.random.Generator, height: int, width: int) -> Crop:
         """Draw ``(h_off, w_off, mirror)`` for an image of this size, in Caffe's order.
 
         Mirror (when enabled, both phases) is drawn first, then the TRAIN offsets, uniform in
@@ -178,11 +186,11 @@ class ImageTransform:
             raise DataError(f"crop_size {crop} is larger than the image ({height}x{width})")
         do_mirror = bool(self.mirror and rng.integers(2))
         if not crop:
-            return 0, 0, do_mirror
+            return Crop(0, 0, do_mirror)
         if self.train:
-            return int(rng.integers(height - crop + 1)), int(rng.integers(width - crop + 1)), \
-                do_mirror
-        return (height - crop) // 2, (width - crop) // 2, do_mirror
+            return Crop(int(rng.integers(height - crop + 1)), int(rng.integers(width - crop + 1)),
+                        do_mirror)
+        return Crop((height - crop) // 2, (width - crop) // 2, do_mirror)
 
     def apply(self, image: np.ndarray, h_off: int, w_off: int, mirror: bool,
               out: np.ndarray) -> None:
@@ -214,6 +222,22 @@ class ImageTransform:
             np.subtract(out, self._mean_array, out=out)
         if self._scale != 1:
             np.multiply(out, self._scale, out=out)
+
+    def undo(self, row: np.ndarray, h_off: int, w_off: int, mirror: bool) -> np.ndarray:
+        """``row / scale + mean``: the pixels :meth:`apply` wrote ``row`` from, float64 CHW.
+
+        The exact inverse of the normalisation, to float rounding: the mean is added back at the
+        crop window it was taken from, mirrored as the image was. Crop and mirror themselves are
+        kept (the result is the image as the net sees it); tools use this to show a batch.
+        """
+        values = np.array(row, np.float64)
+        if self._scale != 1:
+            values /= float(self._scale)
+        if self._mean_is_file:
+            values += self._mean_window(h_off, w_off, values.shape[1], values.shape[2], mirror)
+        elif self._mean_array is not None:
+            values += self._mean_array
+        return values
 
     def _mean_window(self, h_off: int, w_off: int, height: int, width: int,
                      mirror: bool) -> np.ndarray:

@@ -105,6 +105,19 @@ def test_first_batch_resumes_exactly():
     assert np.array_equal(resumed[1], full[1][4 * BATCH:])
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_last_task_names_the_samples_of_the_batch_last_copied_out(workers):
+    with engine(workers, "fork" if workers else None, first_batch=3) as e:
+        assert e.last_task() is None
+        for number in (3, 4):
+            arrays, _ = e.next_arrays()
+            task = e.last_task()
+            assert task.number == number
+            assert task.seed == 7
+            assert task.indices.tolist() == arrays["ids"][:, 0].tolist()
+            assert task.epochs.tolist() == arrays["ids"][:, 1].tolist()
+
+
 def test_a_worker_exception_arrives_with_its_traceback_and_sample():
     with engine(2, "fork", producer=IdProducer(fail_at=11)) as e, \
             pytest.raises(WorkerError) as caught:

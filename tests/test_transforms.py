@@ -184,6 +184,28 @@ def test_train_crops_stay_inside_and_match_the_reference(case):
 
 
 @settings(deadline=None, max_examples=150, database=None)
+@given(cases(), st.booleans())
+def test_undo_gives_back_the_crop_as_the_net_sees_it(case, mirror):
+    """undo is the exact inverse of mean and scale: the crop (mirrored as applied) to rounding."""
+    image, crop, mean, scale, seed = case
+    height, width, channels = image.shape
+    transform = ImageTransform(crop_size=crop, mirror=True, mean=mean, scale=scale, train=True)
+    h_off, w_off, _ = transform.decide(np.random.default_rng(seed), height, width)
+    out = run(transform, image, h_off, w_off, mirror)
+    pixels = transform.undo(out, h_off, w_off, mirror)
+    size = crop or height, crop or width
+    expected = image[h_off:h_off + size[0], w_off:w_off + size[1]].transpose(2, 0, 1)
+    expected = expected[:, :, ::-1] if mirror else expected
+    assert pixels.dtype == np.float64
+    assert np.abs(pixels - expected).max() < 1e-3
+
+
+def test_decide_returns_a_named_crop():
+    crop = ImageTransform(crop_size=3, mirror=True).decide(np.random.default_rng(1), 9, 9)
+    assert crop == (crop.h_off, crop.w_off, crop.mirror)
+
+
+@settings(deadline=None, max_examples=150, database=None)
 @given(height=st.integers(1, 400), width=st.integers(1, 400), data=st.data(),
        seed=st.integers(0, 2**32 - 1), mirror=st.booleans())
 def test_test_phase_offsets_are_the_centre(height, width, data, seed, mirror):

@@ -4,6 +4,15 @@ Each data format has a module here whose ``build(params, train)`` opens the sour
 consumer's process, reads and transforms its first sample (so that a wrong setting fails in setup,
 not in a worker an hour later), and returns a :class:`Pipeline`: the producer, the output arrays
 it fills, and a one-line description for the layer's setup summary.
+
+Two optional methods of a producer let the tools explain a batch exactly (``caffe-layers-preview``
+shows pictures with them); a producer whose first top is normalised should offer them:
+
+- ``undo_normalization(data, task)``: the first top of batch ``task`` (as filled) back to the
+  float64 values before mean and scale, each row by its own mean window;
+- ``crops(task)``: the :class:`~caffe_layers.transforms.Crop` (offsets, mirror) of every row, for
+  producers that crop or mirror images. Both are pure functions of the task (its samples, epochs
+  and seed), so they need no open handle and agree with what any worker filled.
 """
 
 from __future__ import annotations

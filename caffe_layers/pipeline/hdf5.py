@@ -54,6 +54,10 @@ class HDF5Producer(Producer):
         if self.normalizer.active and first in out:
             self.normalizer.apply(out[first])
 
+    def undo_normalization(self, data: np.ndarray, task) -> np.ndarray:
+        """The first top of ``task``'s batch with mean and scale undone (float64)."""
+        return self.normalizer.undo(data)
+
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()

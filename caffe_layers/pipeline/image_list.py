@@ -10,6 +10,8 @@ next, ...), deterministically, and reports it with the batch: never a silent zer
 
 from __future__ import annotations
 
+from typing import List
+
 import numpy as np
 
 from caffe_layers.errors import DataError
@@ -20,7 +22,7 @@ from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.prefetch.forksafe import one_thread_per_worker
 from caffe_layers.sources.image_list import SampleList
 from caffe_layers.sources.images import check_size, read_image
-from caffe_layers.transforms import ImageTransform, resize
+from caffe_layers.transforms import Crop, ImageTransform, resize
 
 MAX_SKIPS_IN_A_ROW = 100
 
@@ -57,6 +59,16 @@ class ImageListProducer(Producer):
         check_size(image, self.image_hw, path, where)
         h_off, w_off, mirror = self.transform.decide(rng, *self.image_hw)
         self.transform.apply(image, h_off, w_off, mirror, out)
+
+    def crops(self, task) -> List[Crop]:
+        """The crop and mirror of every row of ``task``, as :meth:`fill` draws them."""
+        return [self.transform.decide(rng, *self.image_hw) for _, _, rng in task]
+
+    def undo_normalization(self, data: np.ndarray, task) -> np.ndarray:
+        """``task``'s data top back to float64 pixels: mean and scale undone exactly, each row's
+        mean at its own crop window; crop and mirror stay as the net sees them."""
+        return np.stack([self.transform.undo(data[row], *crop)
+                         for row, crop in enumerate(self.crops(task))])
 
     def _load(self, index: int, rng, out: np.ndarray, skipped: list) -> int:
         """Load ``index``, or with on_error: skip the next loadable sample; the index used."""

@@ -140,6 +140,14 @@ class MultiInputProducer(Producer):
                 attachment.fill(out[attachment.item.top], task, labels)
         return report
 
+    def crops(self, task) -> list:
+        """The image list's crops (see :meth:`ImageListProducer.crops`)."""
+        return self.primary.crops(task)
+
+    def undo_normalization(self, data: np.ndarray, task) -> np.ndarray:
+        """The image list's inverse (see :meth:`ImageListProducer.undo_normalization`)."""
+        return self.primary.undo_normalization(data, task)
+
     def close(self) -> None:
         self.primary.close()
         for attachment in self.attachments:

@@ -50,6 +50,10 @@ class NpyProducer(Producer):
             write_labels(out, row, self.samples.labels[index], self.n_classes)
         self.normalizer.apply(data)
 
+    def undo_normalization(self, data: np.ndarray, task) -> np.ndarray:
+        """The first top of ``task``'s batch with mean and scale undone (float64)."""
+        return self.normalizer.undo(data)
+
 
 def check_classes(samples: SampleList, n_classes: int) -> None:
     """DataError listing the lines whose label is not an integer in ``[0, n_classes)``."""

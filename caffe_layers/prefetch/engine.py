@@ -27,6 +27,7 @@ from caffe_layers.errors import ConfigError, PrefetchTimeout, WorkerDied, Worker
 from caffe_layers.prefetch.launch import START_METHODS, get_context
 from caffe_layers.prefetch.pool import WorkerPool
 from caffe_layers.prefetch.slots import SlotArena, TopSpec
+from caffe_layers.prefetch.tasks import BatchTask
 
 QUEUED_PER_WORKER = 2  # one being filled, one waiting, so a worker never idles between batches
 RESPAWNS_PER_BATCH = 3
@@ -62,7 +63,7 @@ class Prefetcher:
         self.on_worker_death = on_worker_death
         self.start_method = start_method or ("in-process" if workers == 0 else None)
         self.stats = {"respawns": 0}  # workers restarted after a death
-        self._next_dispatch = self._next_deliver = first_batch
+        self._next_dispatch = self._next_deliver = self._first_batch = first_batch
         self._ready: dict = {}
         self._deaths: dict = {}
         self._closed = False
@@ -115,6 +116,13 @@ class Prefetcher:
         arrays = {s.name: np.empty(s.shape, s.dtype) for s in self.specs}
         report = self.next_into([arrays[s.name] for s in self.specs])
         return arrays, report
+
+    def last_task(self) -> BatchTask | None:
+        """The task of the batch last copied out (its samples, epochs and seed); None before the
+        first. Lets a tool explain what the consumer received."""
+        if self._next_deliver == self._first_batch:
+            return None
+        return self.plan.task(self._next_deliver - 1)
 
     def close(self) -> None:
         """Stop the workers and free the slots; idempotent."""

@@ -70,6 +70,15 @@ class Normalizer:
         if self.scale != 1.0:
             np.multiply(batch, np.float32(self.scale), out=batch)
 
+    def undo(self, batch: np.ndarray) -> np.ndarray:
+        """``batch / scale + mean`` in float64: the values :meth:`apply` started from."""
+        values = np.array(batch, np.float64)
+        if self.scale != 1.0:
+            values /= float(np.float32(self.scale))
+        if self.mean is not None:
+            values += self.mean
+        return values
+
     def describe(self) -> str:
         parts = []
         if self.mean is not None:
