@@ -275,3 +275,22 @@ def test_to_pixels_undoes_scale_and_mean():
                                   np.full((1, 4, 4, 3), 7))
     np.testing.assert_array_equal(
         _grid.to_pixels(np.array([[[[-5.0, 300.0]]]], np.float32))[0, 0, :, 0], [0, 255])
+
+
+def test_a_note_is_wrapped_to_the_picture_width_under_it():
+    from caffe_layers.tools import _grid
+
+    picture = np.zeros((30, 120, 3), np.uint8)
+    assert _grid.with_note(picture, "") is picture
+    text = "approximate: the mean was added back at its centre window, which is a guess"
+    lines = _grid.wrap(text, 120)
+    assert len(lines) > 1
+    assert " ".join(lines) == text
+    assert all(_grid.text_width(line) + 4 <= 120 for line in lines if " " in line)
+    noted = _grid.with_note(picture, text)
+    assert noted.shape == (30 + len(lines) * _grid.NOTE_LINE_HEIGHT + GAP, 120, 3)
+    np.testing.assert_array_equal(noted[:30], picture)
+    assert noted[30:].max() > 200
+    gray = _grid.with_note(np.zeros((10, 200), np.uint8), "a note")
+    assert gray.ndim == 2
+    assert gray.shape == (10 + _grid.NOTE_LINE_HEIGHT + GAP, 200)

@@ -1,26 +1,31 @@
-"""From a data layer's output batch back to pictures: undo mean and scale, tile, caption.
+"""From a data layer's output batch back to pictures: undo mean and scale, tile, caption, note.
 
-The layer computes ``(pixel - mean) * scale`` (Caffe's DataTransformer); :func:`to_pixels`
-divides by ``scale``, adds the mean back, rounds and clips to 8 bits. A ``mean_file`` larger than
-the (cropped) images is added at its centre window: exact for TEST centre crops; for TRAIN's
-random crops and mirrors the window is approximate, which is invisible for the smooth mean images
-of real datasets. Channels stay BGR, the order OpenCV writes, so the PNG shows true colours.
+The layer computes ``(pixel - mean) * scale`` (Caffe's DataTransformer). The layers of this
+package undo that exactly, row by row (``undo_normalization`` of their producers, see
+:mod:`caffe_layers.pipeline`); for any other layer :func:`undo` guesses from its ``param_str``
+keys: it divides by ``scale`` and adds the mean back, a ``mean_file`` larger than the (cropped)
+images at its centre window, which is exact only for centre crops, and says so. :func:`to_uint8`
+rounds and clips to 8 bits. Channels stay BGR, the order OpenCV writes, so a PNG shows true
+colours. :func:`with_note` writes what a picture shows (or approximates) under it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
-from caffe_layers.errors import ConfigError
+from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.tools import _cli
 
 Mean = Union[None, np.ndarray, Tuple[float, ...]]
 GAP = 2
 CAPTION_HEIGHT = 14
+NOTE_LINE_HEIGHT = 14
 BACKGROUND = 48
 MIN_TILE = 80  # the automatic zoom enlarges smaller images to at least this many pixels
+_FONT_SCALE = 0.4
 
 
 def check_images(shape: Sequence[int], where: str) -> None:
@@ -31,32 +36,51 @@ def check_images(shape: Sequence[int], where: str) -> None:
                           f"H, W) with C = 1 (gray) or 3 (BGR); pick another layer with --layer")
 
 
-def mean_window(mean: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The centre ``height x width`` window of a ``(C, Hm, Wm)`` mean, or its channel means."""
+def mean_window(mean: np.ndarray, height: int, width: int) -> Tuple[np.ndarray, str]:
+    """The centre ``height x width`` window of a ``(C, Hm, Wm)`` mean, or its channel means;
+    and what that approximates ('' when the mean has the images' size)."""
     _, mean_h, mean_w = mean.shape
     if mean_h < height or mean_w < width:
-        return mean.mean(axis=(1, 2), keepdims=True)
+        return (mean.mean(axis=(1, 2), keepdims=True),
+                f"the mean_file ({mean_h}x{mean_w}) is smaller than the images: its channel "
+                f"means were added back instead")
+    if (mean_h, mean_w) == (height, width):
+        return mean, ""
     top, left = (mean_h - height) // 2, (mean_w - width) // 2
-    return mean[:, top:top + height, left:left + width]
+    return (mean[:, top:top + height, left:left + width],
+            "approximate: the mean_file was added back at its centre window, since this layer "
+            "does not say where it cropped (exact only for centre crops)")
 
 
-def to_pixels(data: np.ndarray, mean: Mean = None, scale: float = 1.0,
-              stretch: bool = False) -> np.ndarray:
-    """``(N, C, H, W)`` layer output -> ``(N, H, W, C)`` uint8 pixels (see module docstring).
-
-    ``stretch`` maps the batch's min..max to 0..255 instead (for data that are not pixels).
-    """
+def undo(data: np.ndarray, mean: Mean = None, scale: float = 1.0) -> Tuple[np.ndarray, str]:
+    """``data / scale + mean`` in float64, and what was approximated ('' when nothing)."""
     values = data.astype(np.float64)
     if scale not in (0, 1):
         values /= scale
+    note = ""
     if isinstance(mean, np.ndarray):
-        values += mean_window(mean.astype(np.float64), *values.shape[2:])
+        window, note = mean_window(mean.astype(np.float64), *values.shape[2:])
+        values += window
     elif mean:
         values += np.asarray(mean, np.float64).reshape(-1, 1, 1)
+    return values, note
+
+
+def to_uint8(values: np.ndarray, stretch: bool = False) -> np.ndarray:
+    """``(N, C, H, W)`` pixel values -> ``(N, H, W, C)`` uint8, rounded and clipped.
+
+    ``stretch`` maps the batch's min..max to 0..255 instead (for data that are not pixels).
+    """
     if stretch:
         low, high = values.min(), values.max()
         values = (values - low) * (255.0 / (high - low) if high > low else 0.0)
     return np.clip(np.rint(values), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def to_pixels(data: np.ndarray, mean: Mean = None, scale: float = 1.0,
+              stretch: bool = False) -> np.ndarray:
+    """:func:`undo` then :func:`to_uint8`."""
+    return to_uint8(undo(data, mean, scale)[0], stretch)
 
 
 def auto_zoom(height: int, width: int) -> int:
@@ -73,12 +97,59 @@ def grid_shape(count: int, height: int, width: int, columns: int, zoom: int) -> 
 
 
 def _caption(text: str, width: int, channels: int) -> np.ndarray:
+    return _text_strip([text], width, CAPTION_HEIGHT, channels)
+
+
+def _text_strip(lines: Sequence[str], width: int, line_height: int, channels: int
+                ) -> np.ndarray:
     import cv2
 
-    strip = np.full((CAPTION_HEIGHT, width), BACKGROUND, np.uint8)
-    cv2.putText(strip, text, (2, CAPTION_HEIGHT - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 255, 1,
-                cv2.LINE_AA)
+    strip = np.full((line_height * len(lines), width), BACKGROUND, np.uint8)
+    for number, line in enumerate(lines):
+        cv2.putText(strip, line, (2, (number + 1) * line_height - 4), cv2.FONT_HERSHEY_SIMPLEX,
+                    _FONT_SCALE, 255, 1, cv2.LINE_AA)
     return np.repeat(strip[:, :, np.newaxis], channels, axis=2)
+
+
+def text_width(text: str) -> int:
+    """Pixels ``text`` takes in the captions' font."""
+    import cv2
+
+    return int(cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, _FONT_SCALE, 1)[0][0])
+
+
+def wrap(text: str, width: int) -> List[str]:
+    """``text`` in lines that fit ``width`` pixels (a word longer than a line gets its own)."""
+    lines: List[str] = []
+    for word in text.split():
+        if lines and text_width(f"{lines[-1]} {word}") + 4 <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def with_note(picture: np.ndarray, text: str) -> np.ndarray:
+    """``picture`` (``(H, W)`` or ``(H, W, 3)`` uint8) with ``text`` written below it, wrapped
+    to its width; unchanged for an empty text."""
+    if not text:
+        return picture
+    channels = 1 if picture.ndim == 2 else picture.shape[2]
+    strip = _text_strip(wrap(text, picture.shape[1]), picture.shape[1], NOTE_LINE_HEIGHT,
+                        channels)
+    if picture.ndim == 2:
+        strip = strip[:, :, 0]
+    gap = np.full((GAP,) + picture.shape[1:], BACKGROUND, np.uint8)
+    return np.concatenate([picture, strip, gap])
+
+
+def save_png(path: str, picture: np.ndarray) -> None:
+    """Write ``picture`` as a PNG (creating its folder); DataError if OpenCV cannot."""
+    import cv2
+
+    _cli.make_parent(path)
+    if not cv2.imwrite(path, picture):
+        raise DataError(f"OpenCV could not write '{path}'; check that the folder is writable")
 
 
 def tile(images: np.ndarray, captions: Sequence[str], columns: int = 8,

@@ -5,167 +5,80 @@ Caffe when importable, else the package's fake), runs one forward pass, undoes t
 ``mean_file``/``mean_value`` and ``scale`` for display, and tiles the first top's images (crop and
 mirror as applied, BGR written as OpenCV expects, gray as gray) with each sample's label below
 it. The layer is closed afterwards, so its workers stop.
+
+The layers of this package undo their own normalisation row by row (each image's mean at its own
+random crop window, mirrored as the image), exactly. For any other layer the mean and scale are
+read from its ``param_str`` keys and a ``mean_file`` is added at its centre window; what that
+approximates is written on the picture. ``--augment N`` shows one image under N draws of the
+layer's transform instead (see :mod:`caffe_layers.tools._augment`).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import io
-import os
-import sys
-import tempfile
-from typing import Any, Iterator, List, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import numpy as np
 
-from caffe_layers.errors import CaffeLayersError, ConfigError, DataError
-from caffe_layers.testing import netstate, prototxt
-from caffe_layers.testing.netstate import PHASES, NetState, Rule
-from caffe_layers.tools import _cli, _grid
-
-
-class LayerFailed(CaffeLayersError, RuntimeError):
-    """The previewed layer raised something other than a caffe_layers error."""
-
-
-# ---------------------------------------------------------------------------- choosing the layer
-
-def included(layer: prototxt.Message, state: NetState) -> bool:
-    """Whether Caffe's ``FilterNet`` keeps ``layer`` in a net of this state."""
-    return netstate.included(state, [Rule.from_message(r) for r in layer.getall("include")],
-                             [Rule.from_message(r) for r in layer.getall("exclude")])
-
-
-def _net_state(net: prototxt.Message, phase: str) -> NetState:
-    state = net.get("state")
-    if not isinstance(state, prototxt.Message):
-        return NetState(PHASES[phase])
-    return NetState(PHASES[phase], prototxt.as_int(state.get("level", 0)),
-                    tuple(state.getall("stage")))
-
-
-def _layer_name(layer: prototxt.Message) -> str:
-    return str(layer.get("name", "?"))
-
-
-def select_layer(net: prototxt.Message, phase: str, name: str | None, source: str
-                 ) -> prototxt.Message:
-    """The Python layer ``name`` of the ``phase`` net (the first Python data layer if None)."""
-    state = _net_state(net, phase)
-    layers = net.getall("layer")
-    kept = [layer for layer in layers if included(layer, state)]
-    python = [layer for layer in kept if layer.get("type") == "Python"
-              and not layer.getall("bottom")]
-    known = ", ".join(f"'{_layer_name(layer)}'" for layer in python) or "none"
-    if name is None:
-        if not python:
-            raise ConfigError(f"{source}: the {phase} net has no Python data layer (type: "
-                              f"\"Python\", no bottom); try --phase TEST or another net")
-        return python[0]
-    for layer in python:
-        if _layer_name(layer) == name:
-            return layer
-    if any(_layer_name(layer) == name for layer in kept):
-        raise ConfigError(f"{source}: layer '{name}' is not a Python data layer; Python data "
-                          f"layers of the {phase} net: {known}")
-    other = "TEST" if phase == "TRAIN" else "TRAIN"
-    if any(_layer_name(layer) == name for layer in layers):
-        raise ConfigError(f"{source}: layer '{name}' is not in the {phase} net (its include/"
-                          f"exclude rules leave it out); try --phase {other}")
-    raise ConfigError(f"{source}: no layer named '{name}'; Python data layers of the {phase} "
-                      f"net: {known}")
-
-
-def one_layer_net(net: prototxt.Message, layer: prototxt.Message) -> str:
-    """Prototxt text of a net holding only ``layer`` (and the net's ``state``)."""
-    fields = [("name", "preview")]
-    if isinstance(net.get("state"), prototxt.Message):
-        fields.append(("state", net.get("state")))
-    fields.append(("layer", layer))
-    return prototxt.to_text(prototxt.Message(fields))
-
+from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.testing import prototxt
+from caffe_layers.testing.netstate import PHASES
+from caffe_layers.tools import _augment, _cli, _grid, _netfile, _netrun
+from caffe_layers.tools._netfile import included, one_layer_net, select_layer  # noqa: F401
+from caffe_layers.tools._netrun import LayerFailed, close_layers  # noqa: F401 (demo uses them)
 
 # -------------------------------------------------------------------------------- running it
 
+
 @dataclasses.dataclass
 class Batch:
-    """One forward pass of the layer: its tops, by name, in top order."""
+    """One forward pass of the layer: its tops, by name, in top order.
+
+    ``restored`` is the first top with mean and scale undone exactly, row by row, by the layer's
+    own producer (None for a layer that cannot: not one of ours, or a generator); ``draws`` the
+    ``--augment`` rows.
+    """
 
     layer: str
     python_class: str
     param_str: str
     tops: List[Tuple[str, np.ndarray]]
+    restored: np.ndarray | None = None
+    draws: _augment.Draws | None = None
 
 
-@contextlib.contextmanager
-def _layer_calls(layer: str, python_class: str, show_traceback: bool) -> Iterator[None]:
-    """Turn what a layer raises into one clean error; keep its stderr unless it fails.
-
-    Our layers print their traceback before raising (``caffe train`` would not); a tool shows
-    only the message, and the traceback with ``--traceback``.
-    """
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            yield
-    except Exception as exc:
-        if show_traceback:
-            sys.stderr.write(captured.getvalue())
-        raise _explain(exc, layer, python_class) from None
-    except BaseException as exc:  # the fake's CaffeAbort: where real Caffe aborts the process
-        if type(exc).__name__ != "CaffeAbort":
-            raise
-        raise ConfigError(f"Caffe refuses layer '{layer}': {exc}") from None
-    sys.stderr.write(captured.getvalue())
-
-
-def _explain(exc: BaseException, layer: str, python_class: str) -> CaffeLayersError:
-    if type(exc) in (ConfigError, DataError):  # name the layer the message is about
-        return type(exc)(f"layer '{layer}' ({python_class}): {exc}")
-    if isinstance(exc, CaffeLayersError):
-        return exc
-    if isinstance(exc, ImportError):
-        return ConfigError(f"layer '{layer}': cannot import {python_class}: {exc}; add the "
-                           f"folder of its module to PYTHONPATH")
-    return LayerFailed(f"layer '{layer}' ({python_class}) raised {type(exc).__name__}: {exc} "
-                       f"(--traceback shows where)")
-
-
-def close_layers(*nets: Any) -> None:
-    """Call ``close()`` on every layer of ``nets`` that has one (Caffe never tears them down)."""
-    for net in nets:
-        for i in range(len(net.layers)):
-            close = getattr(net.layers[i], "close", None)
-            if callable(close):
-                close()
+def exact_pixels(engine: Any, data: np.ndarray) -> np.ndarray | None:
+    """``data`` (the first top) with mean and scale undone by the layer's own producer, for the
+    samples the layer delivered; None when the layer cannot say (see :class:`Batch`)."""
+    undo = getattr(getattr(engine, "producer", None), "undo_normalization", None)
+    task = engine.last_task() if undo is not None else None
+    if task is None or task.indices is None:
+        return None
+    return undo(data, task)
 
 
 def run_batch(net_path: str, phase: str = "TRAIN", layer_name: str | None = None,
-              show_traceback: bool = False) -> Batch:
+              show_traceback: bool = False, augment: int = 0, sample: int | None = None
+              ) -> Batch:
     """Build a net of only the chosen data layer of ``net_path``, run one forward, close it."""
-    from caffe_layers.pycaffe import import_caffe
-
     _cli.require_file(net_path, "net prototxt")
     net_msg = prototxt.parse_file(net_path)
     layer = select_layer(net_msg, phase, layer_name, net_path)
-    name = _layer_name(layer)
-    python_param = layer.get("python_param") or prototxt.Message()
-    python_class = f"{python_param.get('module', '?')}.{python_param.get('layer', '?')}"
-    caffe = import_caffe()
-    with _layer_calls(name, python_class, show_traceback):
-        with tempfile.TemporaryDirectory(prefix="caffe-layers-preview") as folder:
-            path = os.path.join(folder, "preview.prototxt")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(one_layer_net(net_msg, layer))
-            net = caffe.Net(path, getattr(caffe, phase))
-        try:
-            net.forward()
-            tops = [(str(t), np.array(net.blobs[str(t)].data)) for t in layer.getall("top")]
-        finally:
-            close_layers(net)
-    return Batch(name, python_class, str(python_param.get("param_str", "")), tops)
+    name, python_class = _netfile.layer_name(layer), _netfile.python_class(layer)
+    with _netrun.layer_calls(name, python_class, show_traceback), \
+            _netrun.built_net(one_layer_net(net_msg, layer), phase) as net:
+        net.forward()
+        tops = [(str(t), np.array(net.blobs[str(t)].data)) for t in layer.getall("top")]
+        engine = getattr(net.layers[0], "engine", None)
+        restored = exact_pixels(engine, tops[0][1]) if tops else None
+        draws = None
+        if augment:
+            if engine is None:
+                raise ConfigError(f"--augment draws with the layer's own transform: layer "
+                                  f"'{name}' ({python_class}) is not one of caffe_layers'")
+            draws = _augment.draw(engine, augment, sample)
+    return Batch(name, python_class, _netfile.param_str(layer), tops, restored, draws)
 
 
 # ---------------------------------------------------------------------------- the transform
@@ -203,6 +116,31 @@ def display_transform(param_str: str) -> Tuple[_grid.Mean, float, str]:
     return mean, scale, "; ".join(notes) or "shown as stored (no mean or scale in param_str)"
 
 
+def _mirrors(param_str: str) -> bool:
+    """Whether the layer's ``param_str`` says it mirrors (a key of the same name, true)."""
+    from caffe_layers import config
+
+    try:
+        return config.parse_yaml(param_str).get("mirror") is True
+    except ConfigError:
+        return False
+
+
+def restored_values(batch: Batch, count: int) -> Tuple[np.ndarray, str, str]:
+    """``(values, description, note)`` of the first ``count`` images: exact when the layer undid
+    its own normalisation, else guessed from ``param_str``; ``note`` says what was approximated
+    (empty when nothing was)."""
+    mean, scale, how = display_transform(batch.param_str)
+    if batch.restored is not None:
+        if isinstance(mean, np.ndarray):
+            how += " at each image's own crop window, mirrored as the image (exact)"
+        return batch.restored[:count], how, ""
+    values, note = _grid.undo(batch.tops[0][1][:count], mean, scale)
+    if isinstance(mean, np.ndarray) and mean.shape[2] > 1 and _mirrors(batch.param_str):
+        note = "; ".join(filter(None, [note, "mirrored images got the mean_file unmirrored"]))
+    return values, how, note
+
+
 # ------------------------------------------------------------------------------ command line
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,9 +148,12 @@ def _parser() -> argparse.ArgumentParser:
         "preview",
         "Run one batch of a Python data layer of a net prototxt and save the images as the\n"
         "net receives them (crop and mirror applied, mean and scale undone for display) as a\n"
-        "PNG grid with each sample's label written under it.",
-        epilog="example:\n  caffe-layers-preview prototxt/imagelist_train_val.prototxt --phase "
-               "TEST --out batch.png --labels demo_data/labels.txt\n")
+        "PNG grid with each sample's label written under it. With --augment N: one image\n"
+        "under N draws of the layer's random crop and mirror instead.",
+        epilog="examples:\n  caffe-layers-preview prototxt/imagelist_train_val.prototxt --phase "
+               "TEST --out batch.png --labels demo_data/labels.txt\n"
+               "  caffe-layers-preview prototxt/imagelist_train_val.prototxt --augment 8 --out "
+               "augment.png\n")
     parser.add_argument("net", help="net prototxt (paths in it are relative to the working "
                                     "directory, as in Caffe)")
     parser.add_argument("--phase", type=str.upper, choices=sorted(PHASES), default="TRAIN",
@@ -235,15 +176,46 @@ def _parser() -> argparse.ArgumentParser:
                         help="map the batch's min..max to black..white (for non-pixel data)")
     parser.add_argument("--traceback", action="store_true",
                         help="show the layer's traceback when it fails")
+    _add_augment_options(parser)
     return parser
 
 
-def save_png(path: str, picture: np.ndarray) -> None:
-    import cv2
+def _add_augment_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--augment", type=_cli.positive_int, metavar="N",
+                        help="show one image under N draws of the layer's transform (random "
+                             "crop and mirror): what the net gets in epochs 0..N-1")
+    parser.add_argument("--sample", type=_cli.non_negative_int, metavar="I",
+                        help="with --augment: the sample to show, by 0-based index in the list "
+                             "(default: the first image of the batch)")
 
-    _cli.make_parent(path)
-    if not cv2.imwrite(path, picture):
-        raise DataError(f"OpenCV could not write '{path}'; check that the folder is writable")
+
+def _batch_picture(args: argparse.Namespace, batch: Batch, names: List[str]) -> str:
+    top, data = batch.tops[0]
+    count = min(len(data), args.limit or len(data))
+    values, how, note = restored_values(batch, count)
+    labels = [values for _, values in batch.tops[1:] if len(values) == len(data)]
+    texts = _grid.captions(count, [v[:count] for v in labels], names)
+    picture = _grid.tile(_grid.to_uint8(values, args.stretch), texts, args.columns, args.zoom)
+    _grid.save_png(args.out, _grid.with_note(picture, note))
+    shape = "x".join(str(d) for d in data.shape[1:])
+    return (f"{args.out}: {count} images of {shape} (C x H x W) from layer '{batch.layer}' "
+            f"({batch.python_class}), {args.phase}; {how}" + (f"; {note}" if note else ""))
+
+
+def _augment_picture(args: argparse.Namespace, batch: Batch) -> str:
+    draws = batch.draws
+    count = len(draws.crops)
+    texts = [draws.caption(epoch) for epoch in range(count)]
+    picture = _grid.tile(_grid.to_uint8(draws.values, args.stretch), texts, args.columns,
+                         args.zoom)
+    legend = (f"sample {draws.index}, epochs 0-{count - 1}: crop row,column; M = mirrored"
+              + ("; every draw is the same: this transform has no random crop or mirror"
+                 if draws.all_alike() else ""))
+    _grid.save_png(args.out, _grid.with_note(picture, legend))
+    shape = "x".join(str(d) for d in draws.values.shape[1:])
+    return (f"{args.out}: sample {draws.index} under {count} draws of the {args.phase} transform "
+            f"of layer '{batch.layer}' ({batch.python_class}), epochs 0-{count - 1}: "
+            f"{draws.summary()}; images of {shape} (C x H x W), mean and scale undone")
 
 
 def preview(args: argparse.Namespace) -> str:
@@ -252,21 +224,18 @@ def preview(args: argparse.Namespace) -> str:
 
     if not args.out.lower().endswith(".png"):
         raise ConfigError(f"--out '{args.out}': give a file name ending in .png")
+    if args.sample is not None and not args.augment:
+        raise ConfigError("--sample chooses the image --augment shows; give --augment N too")
     names = read_labels(_cli.require_file(args.labels, "--labels file")) if args.labels else []
-    batch = run_batch(args.net, args.phase, args.layer, args.traceback)
+    batch = run_batch(args.net, args.phase, args.layer, args.traceback, args.augment or 0,
+                      args.sample)
     if not batch.tops:
         raise ConfigError(f"layer '{batch.layer}' has no top to show")
     top, data = batch.tops[0]
     _grid.check_images(data.shape, f"top '{top}' of layer '{batch.layer}'")
-    count = min(len(data), args.limit or len(data))
-    mean, scale, how = display_transform(batch.param_str)
-    pixels = _grid.to_pixels(data[:count], mean, scale, args.stretch)
-    labels = [values for _, values in batch.tops[1:] if len(values) == len(data)]
-    texts = _grid.captions(count, [v[:count] for v in labels], names)
-    save_png(args.out, _grid.tile(pixels, texts, args.columns, args.zoom))
-    shape = "x".join(str(d) for d in data.shape[1:])
-    return (f"{args.out}: {count} images of {shape} (C x H x W) from layer '{batch.layer}' "
-            f"({batch.python_class}), {args.phase}; {how}")
+    if batch.draws is not None:
+        return _augment_picture(args, batch)
+    return _batch_picture(args, batch, names)
 
 
 def _run(args: argparse.Namespace) -> None:
