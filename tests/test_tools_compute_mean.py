@@ -79,6 +79,43 @@ def test_values_out_is_yaml_for_param_str(dataset, capsys):
     np.testing.assert_allclose(values, mean.astype(np.float64).mean(axis=(1, 2)), atol=1e-4)
 
 
+def test_png_shows_the_mean_as_is_and_stretched(dataset, capsys):
+    from caffe_layers.tools import _grid
+
+    root, list_file = dataset
+    status, out, err = run([list_file, "--root-folder", f"{root}/images/", "-o",
+                            root / "mean.binaryproto", "--png", root / "pictures" / "mean.png"],
+                           capsys)
+    assert status == 0, err
+    mean = read_mean(str(root / "mean.binaryproto")).astype(np.float64)
+    zoom = _grid.auto_zoom(12, 10)
+    assert f"mean image -> {root / 'pictures' / 'mean.png'} (3 x 12 x 10 shown {zoom}x, as is " \
+           f"and stretched)" in out
+    png = cv2.imread(str(root / "pictures" / "mean.png"))
+    gap, height, width = _grid.GAP, 12 * zoom, 10 * zoom
+    as_is = png[gap:gap + height:zoom, gap:gap + width:zoom]
+    np.testing.assert_array_equal(as_is, np.rint(mean).transpose(1, 2, 0))  # BGR, as written
+    left = 2 * gap + width
+    stretched = png[gap:gap + height:zoom, left:left + width:zoom].astype(int)
+    assert stretched.min() == 0
+    assert stretched.max() == 255
+    low, high = mean.min(), mean.max()
+    expected = np.rint((mean - low) * 255 / (high - low)).transpose(1, 2, 0)
+    np.testing.assert_array_equal(stretched, expected)
+    grid_height = gap + height + _grid.CAPTION_HEIGHT + gap
+    assert png.shape[0] > grid_height  # the size is written under the pictures
+    assert png[grid_height:].max() > 200
+
+
+def test_png_needs_a_png_name(dataset, capsys):
+    root, list_file = dataset
+    status, _, err = run([list_file, "--root-folder", f"{root}/images/", "--png", "mean.jpg"],
+                         capsys)
+    assert status == 2
+    assert err == "caffe-layers-compute-mean: error: --png 'mean.jpg': give a file name ending " \
+                  "in .png\n"
+
+
 def test_default_output_is_beside_the_list(dataset, capsys):
     root, list_file = dataset
     assert run([list_file, "--root-folder", f"{root}/images/"], capsys)[0] == 0

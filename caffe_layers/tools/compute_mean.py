@@ -8,7 +8,9 @@ pixels are exact, so the result does not depend on ``--workers``), and writes
 - the mean image as a ``.binaryproto`` that real Caffe's ``mean_file`` accepts: legacy
   ``num = 1, channels, height, width`` at the resized size, float32 data, as Caffe's tool writes;
 - the per-channel means (B, G, R), printed and, with ``--values-out``, saved as YAML
-  ``mean_value: [b, g, r]`` for the layer's ``mean_value`` key.
+  ``mean_value: [b, g, r]`` for the layer's ``mean_value`` key;
+- with ``--png``, a picture of the mean image: as is and contrast-stretched, side by side,
+  enlarged, its size written under it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from caffe_layers.binaryproto import write_blobproto
-from caffe_layers.tools import _cli, _images
+from caffe_layers.errors import ConfigError
+from caffe_layers.tools import _cli, _grid, _images
 from caffe_layers.tools.progress import Progress
 
 BLOCK = 64  # images per task: progress granularity and work unit of a worker
@@ -58,6 +61,24 @@ def format_values(values: Sequence[float]) -> str:
     return "mean_value: [" + ", ".join(f"{v:.4f}" for v in values) + "]"
 
 
+def mean_picture(mean: np.ndarray, count: int) -> Tuple[np.ndarray, int]:
+    """The ``(C, H, W)`` mean as a picture (channels as OpenCV writes them: BGR) and its zoom.
+
+    Left the mean as is (rounded to 8 bits), right the same stretched from its min..max to
+    0..255 (one range for all channels, so colours keep their balance), enlarged by the preview's
+    automatic zoom, with what it shows written under it.
+    """
+    low, high = float(mean.min()), float(mean.max())
+    stretched = (mean - low) * (255.0 / (high - low)) if high > low else np.zeros_like(mean)
+    pixels = _grid.to_uint8(np.stack([mean, stretched]))
+    channels, height, width = mean.shape
+    zoom = _grid.auto_zoom(height, width)
+    picture = _grid.tile(pixels, ["as is", "stretched"], columns=2, zoom=zoom)
+    note = (f"mean of {count} images, {channels} x {height} x {width} (C x H x W), shown "
+            f"{zoom}x; stretched: {low:.1f}..{high:.1f} to 0..255")
+    return _grid.with_note(picture, note), zoom
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _cli.make_parser(
         "compute-mean",
@@ -71,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="the .binaryproto to write (default: mean.binaryproto beside LIST)")
     parser.add_argument("--values-out", metavar="FILE",
                         help="also write 'mean_value: [b, g, r]' (YAML) to FILE")
+    parser.add_argument("--png", metavar="FILE",
+                        help="also write a picture of the mean image (as is and stretched)")
     _cli.add_quiet(parser)
     return parser
 
@@ -80,8 +103,11 @@ def _run(args: argparse.Namespace) -> None:
     out = args.out or os.path.join(os.path.dirname(args.list), "mean.binaryproto")
     reader = _images.reader_for(args, images)
     _cli.make_parent(out)
-    if args.values_out:
-        _cli.make_parent(args.values_out)
+    if args.png and not args.png.lower().endswith(".png"):
+        raise ConfigError(f"--png '{args.png}': give a file name ending in .png")
+    for path in (args.values_out, args.png):
+        if path:
+            _cli.make_parent(path)
     with Progress(len(images), "compute-mean", enabled=False if args.quiet else None) as bar:
         mean = mean_image(reader, args.workers, bar)
     write_blobproto(out, mean[np.newaxis])
@@ -95,6 +121,11 @@ def _run(args: argparse.Namespace) -> None:
         with open(args.values_out, "w") as f:
             f.write(format_values(values) + "\n")
         print(f"mean values -> {args.values_out}")
+    if args.png:
+        picture, zoom = mean_picture(mean, len(images))
+        _grid.save_png(args.png, picture)
+        print(f"mean image -> {args.png} ({channels} x {height} x {width} shown {zoom}x, as is "
+              f"and stretched)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
