@@ -6,6 +6,7 @@ One module per tool, each with ``main(argv=None) -> int`` (installed as a consol
     caffe-layers-compute-mean   compute_mean    image list -> mean .binaryproto + mean values
     caffe-layers-convert-hdf5   convert_hdf5    image list -> HDF5 shards + HDF5Data source list
     caffe-layers-preview        preview         one batch of a data layer -> PNG grid
+    caffe-layers-bench          bench           does data loading keep up with the net?
     caffe-layers-demo           demo            synthetic dataset, training run, preview
 
 Errors print ``caffe-layers-<tool>: error: <what, where, how to fix>`` and return 2 for bad
