@@ -8,11 +8,21 @@ which layers a phase's net holds (:mod:`caffe_layers.testing.netstate`).
 
 from __future__ import annotations
 
+import argparse
 from typing import Any, List, Sequence, Tuple
 
 from caffe_layers.errors import ConfigError
 from caffe_layers.testing import netstate, prototxt
 from caffe_layers.testing.netstate import PHASES, NetState, Rule
+
+
+def add_net_arguments(parser: argparse.ArgumentParser, layer_help: str) -> None:
+    """The arguments naming a net, its phase and a data layer of it (preview, bench)."""
+    parser.add_argument("net", help="net prototxt (paths in it are relative to the working "
+                                    "directory, as in Caffe)")
+    parser.add_argument("--phase", type=str.upper, choices=sorted(PHASES), default="TRAIN",
+                        help="which net to build (default: TRAIN)")
+    parser.add_argument("--layer", metavar="NAME", help=layer_help)
 
 
 def included(layer: prototxt.Message, state: NetState) -> bool:

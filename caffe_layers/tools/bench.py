@@ -32,7 +32,6 @@ import numpy as np
 
 from caffe_layers.errors import ConfigError
 from caffe_layers.testing import prototxt
-from caffe_layers.testing.netstate import PHASES
 from caffe_layers.tools import _cli, _netfile, _netrun
 from caffe_layers.tools._bench_report import (
     LayerResult,
@@ -198,13 +197,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:\n  caffe-layers-bench prototxt/imagelist_train_val.prototxt --workers "
                "0 1 2\n  caffe-layers-bench net.prototxt --net-ms 38.5   # caffe time --gpu 0's "
                "Average Forward-Backward\n")
-    parser.add_argument("net", help="net prototxt (paths in it are relative to the working "
-                                    "directory, as in Caffe)")
-    parser.add_argument("--phase", type=str.upper, choices=sorted(PHASES), default="TRAIN",
-                        help="which net to build (default: TRAIN)")
-    parser.add_argument("--layer", metavar="NAME",
-                        help="measure only this data layer (default: every Python layer with "
-                             "no bottom in that phase)")
+    _netfile.add_net_arguments(parser, "measure only this data layer (default: every Python layer "
+                                       "with no bottom in that phase)")
     counts = " ".join(map(str, default_workers()))
     parser.add_argument("--workers", type=_cli.non_negative_int, nargs="+", metavar="N",
                         help=f"worker counts to measure (default: 0, 1 and powers of two up "

@@ -23,7 +23,6 @@ import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
 from caffe_layers.testing import prototxt
-from caffe_layers.testing.netstate import PHASES
 from caffe_layers.tools import _augment, _cli, _grid, _netfile, _netrun
 from caffe_layers.tools._netfile import included, one_layer_net, select_layer  # noqa: F401
 from caffe_layers.tools._netrun import LayerFailed, close_layers  # noqa: F401 (demo uses them)
@@ -154,13 +153,8 @@ def _parser() -> argparse.ArgumentParser:
                "TEST --out batch.png --labels demo_data/labels.txt\n"
                "  caffe-layers-preview prototxt/imagelist_train_val.prototxt --augment 8 --out "
                "augment.png\n")
-    parser.add_argument("net", help="net prototxt (paths in it are relative to the working "
-                                    "directory, as in Caffe)")
-    parser.add_argument("--phase", type=str.upper, choices=sorted(PHASES), default="TRAIN",
-                        help="which net to build (default: TRAIN)")
-    parser.add_argument("--layer", metavar="NAME",
-                        help="the data layer to show (default: the first Python layer with no "
-                             "bottom in that phase)")
+    _netfile.add_net_arguments(parser, "the data layer to show (default: the first Python layer "
+                                       "with no bottom in that phase)")
     parser.add_argument("-o", "--out", default="batch.png", metavar="PNG",
                         help="the picture to write (default: batch.png)")
     parser.add_argument("--columns", type=_cli.positive_int, default=8,
