@@ -25,6 +25,7 @@ CAPTION_HEIGHT = 14
 NOTE_LINE_HEIGHT = 14
 BACKGROUND = 48
 MIN_TILE = 80  # the automatic zoom enlarges smaller images to at least this many pixels
+PNG_COMPRESSION = 9  # zlib's best: enlarged, noisy images take half the bytes of OpenCV's default
 _FONT_SCALE = 0.4
 
 
@@ -144,11 +145,13 @@ def with_note(picture: np.ndarray, text: str) -> np.ndarray:
 
 
 def save_png(path: str, picture: np.ndarray) -> None:
-    """Write ``picture`` as a PNG (creating its folder); DataError if OpenCV cannot."""
+    """Write ``picture`` as a PNG (creating its folder), compressed with zlib's best (the
+    pictures are small; OpenCV's default run-length coding doubles an enlarged grid's bytes);
+    DataError if OpenCV cannot."""
     import cv2
 
     _cli.make_parent(path)
-    if not cv2.imwrite(path, picture):
+    if not cv2.imwrite(path, picture, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]):
         raise DataError(f"OpenCV could not write '{path}'; check that the folder is writable")
 
 
