@@ -223,10 +223,10 @@ def test_several_layers_all_must_keep_up_and_are_named():
 
 
 def test_without_the_net_time_the_best_rate_is_reported():
-    found = verdict([result({0: 700, 2: 1500})], None, "no Caffe")
+    found = verdict([result({0: 700, 2: 1500})], None)
     assert (found.keeps_up, found.workers) == (None, None)
-    assert found.lines == ["data loading reaches 1,500 img/s at best (2 workers); the net's time "
-                           "is unknown (no Caffe)"]
+    assert found.lines == ["data loading reaches 1,500 img/s at best (2 workers); whether that "
+                           "keeps up needs the net's time (--net-ms)"]
 
 
 def test_table_lines():

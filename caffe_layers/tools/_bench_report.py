@@ -66,7 +66,7 @@ def _rate(value: float) -> str:
     return f"{value:,.0f} img/s"
 
 
-def _workers(count: int | None) -> str:
+def workers_text(count: int | None) -> str:
     if count is None:
         return "its own settings"
     return f"{count} worker{'' if count == 1 else 's'}"
@@ -81,7 +81,7 @@ def _layer_verdict(layer: LayerResult, net: NetTime) -> tuple:
         run = min(fast, key=lambda r: r.workers or 0)
         start = "with" if run.workers is None else "from"
         return True, run.workers, (
-            f"data loading keeps up {start} {_workers(run.workers)}: {_rate(run.images_per_s)} "
+            f"data loading keeps up {start} {workers_text(run.workers)}: {_rate(run.images_per_s)} "
             f"against the net's {_rate(needed)}")
     if not overlapping:
         run = layer.runs[0]
@@ -93,20 +93,20 @@ def _layer_verdict(layer: LayerResult, net: NetTime) -> tuple:
     idle = 1.0 - best.images_per_s / needed
     return False, None, (
         f"data loading does not keep up: at most {_rate(best.images_per_s)} "
-        f"({_workers(best.workers)}) against the net's {_rate(needed)}; the net would wait for "
+        f"({workers_text(best.workers)}) against the net's {_rate(needed)}; the net would wait for "
         f"data {idle:.0%} of the time (more workers if cores are free, else cheaper work per "
         f"image: see Performance in the README)")
 
 
-def verdict(layers: Sequence[LayerResult], net: NetTime | None, unknown: str = ""
-            ) -> Verdict:
-    """The verdict for ``layers`` against ``net`` (None: unknown, for the reason ``unknown``)."""
+def verdict(layers: Sequence[LayerResult], net: NetTime | None) -> Verdict:
+    """The verdict for ``layers`` against ``net`` (None: unknown)."""
     if net is None:
         lines = []
         for layer in layers:
             best = max(layer.runs, key=lambda r: r.images_per_s)
             lines.append(f"data loading reaches {_rate(best.images_per_s)} at best "
-                         f"({_workers(best.workers)}); the net's time is unknown ({unknown})")
+                         f"({workers_text(best.workers)}); whether that keeps up needs the net's "
+                         f"time (--net-ms)")
         return Verdict(None, None, _named(layers, lines))
     results = [_layer_verdict(layer, net) for layer in layers]
     keeps_up = all(kept for kept, _, _ in results)

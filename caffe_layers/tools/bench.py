@@ -41,6 +41,7 @@ from caffe_layers.tools._bench_report import (
     net_line,
     table_lines,
     verdict,
+    workers_text,
 )
 from caffe_layers.tools.progress import Progress
 
@@ -142,7 +143,7 @@ def measure_layer(net_msg: prototxt.Message, goal: Target, phase: str, counts: S
     """Every run of one layer; its result and a batch of it (for the net's inputs)."""
     runs, batch = [], None
     for workers in (counts if goal.ours else [None]):
-        bar.label = f"bench '{goal.name}', " + (f"{workers} workers" if goal.ours else "as is")
+        bar.label = f"bench '{goal.name}', " + (workers_text(workers) if goal.ours else "as is")
         run, tops = measure(net_msg, goal, phase, workers, batches, bar, show_traceback)
         runs.append(run)
         batch = batch or tops
@@ -254,7 +255,7 @@ def run(args: argparse.Namespace) -> dict:
         net, unknown = _net_time(args, net_msg, batches, bar)
         bar.advance(args.batches + 1)
     return as_json(args.net, args.phase, caffe_kind(), cores(), args.batches, results, net,
-                   unknown, verdict(results, net, unknown))
+                   unknown, verdict(results, net))
 
 
 def report_lines(results: dict) -> List[str]:
