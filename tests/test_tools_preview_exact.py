@@ -285,3 +285,11 @@ def test_augment_errors(tmp_path, capsys):
     status, _, err = run([npy, "--augment", 2], capsys)
     assert status == 2
     assert "--augment shows the random crops and mirrors of an image layer" in err
+    (tmp_path / "random.prototxt").write_text(
+        'layer { name: "data" type: "Python" top: "data" top: "label" python_param { '
+        'module: "caffe_layers.testing.example_layers" layer: "RandomDataLayer" } }')
+    status, _, err = run([tmp_path / "random.prototxt", "--augment", 2], capsys)
+    assert (status, err) == (2, "caffe-layers-preview: error: layer 'data' (caffe_layers.testing."
+                                "example_layers.RandomDataLayer): --augment draws with the "
+                                "layer's own transform, which only the layers of "
+                                "caffe_layers.layers expose\n")

@@ -27,7 +27,7 @@ from caffe_layers.errors import ConfigError, PrefetchTimeout, WorkerDied, Worker
 from caffe_layers.prefetch.launch import START_METHODS, get_context
 from caffe_layers.prefetch.pool import WorkerPool
 from caffe_layers.prefetch.slots import SlotArena, TopSpec
-from caffe_layers.prefetch.tasks import BatchTask
+from caffe_layers.prefetch.tasks import BatchTask, IndexedBatchTask
 
 QUEUED_PER_WORKER = 2  # one being filled, one waiting, so a worker never idles between batches
 RESPAWNS_PER_BATCH = 3
@@ -117,9 +117,9 @@ class Prefetcher:
         report = self.next_into([arrays[s.name] for s in self.specs])
         return arrays, report
 
-    def last_task(self) -> BatchTask | None:
-        """The task of the batch last copied out (its samples, epochs and seed); None before the
-        first. Lets a tool explain what the consumer received."""
+    def last_task(self) -> BatchTask | IndexedBatchTask | None:
+        """The plan's task of the batch last copied out (its samples, epochs and seed); None
+        before the first. Lets a tool explain what the consumer received."""
         if self._next_deliver == self._first_batch:
             return None
         return self.plan.task(self._next_deliver - 1)

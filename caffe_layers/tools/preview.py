@@ -74,8 +74,8 @@ def run_batch(net_path: str, phase: str = "TRAIN", layer_name: str | None = None
         draws = None
         if augment:
             if engine is None:
-                raise ConfigError(f"--augment draws with the layer's own transform: layer "
-                                  f"'{name}' ({python_class}) is not one of caffe_layers'")
+                raise ConfigError("--augment draws with the layer's own transform, which only "
+                                  "the layers of caffe_layers.layers expose")
             draws = _augment.draw(engine, augment, sample)
     return Batch(name, python_class, _netfile.param_str(layer), tops, restored, draws)
 
