@@ -47,6 +47,7 @@ from caffe_layers.tools.progress import Progress
 
 DEFAULT_BATCHES = 20
 FOREIGN_WARMUP = 2  # forwards before timing a layer whose prefetch we do not know
+GLOG_LEVEL = "GLOG_minloglevel"  # glog's own spelling of the variable
 
 
 def cores() -> int:
@@ -157,10 +158,22 @@ def measure_layer(net_msg: prototxt.Message, goal: Target, phase: str, counts: S
 # -------------------------------------------------------------------------------- the net
 
 def caffe_kind() -> str:
-    """``real pycaffe`` or ``fake caffe``: which ``caffe`` the layers run on here."""
+    """``real pycaffe`` or ``fake caffe``: which ``caffe`` the layers run on here.
+
+    Importing pycaffe here keeps its net-building log quiet (glog reads ``GLOG_minloglevel``
+    when it loads) unless the user set the variable; the environment is left as it was, so
+    nothing started later (a ``caffe`` binary) inherits the setting.
+    """
     from caffe_layers.pycaffe import import_caffe, is_fake
 
-    return "fake caffe" if is_fake(import_caffe()) else "real pycaffe"
+    quiet = GLOG_LEVEL not in os.environ
+    if quiet:
+        os.environ[GLOG_LEVEL] = "2"  # errors only
+    try:
+        return "fake caffe" if is_fake(import_caffe()) else "real pycaffe"
+    finally:
+        if quiet:
+            del os.environ[GLOG_LEVEL]
 
 
 def net_time(net_msg: prototxt.Message, phase: str, batches: list, iterations: int
@@ -223,7 +236,7 @@ def _net_time(args: argparse.Namespace, net_msg: prototxt.Message, batches: list
               bar: Progress) -> Tuple[NetTime | None, str]:
     if args.net_ms is not None:
         return NetTime(args.net_ms, "given with --net-ms"), ""
-    if caffe_kind() == "fake caffe":
+    if caffe_kind() == "fake caffe":  # already imported by run()
         return None, ("the fake caffe computes only Python layers; run under real pycaffe or "
                       "give --net-ms, e.g. from `caffe time --model NET --gpu 0`")
     bar.label = "bench: the net's forward+backward"
@@ -232,7 +245,7 @@ def _net_time(args: argparse.Namespace, net_msg: prototxt.Message, batches: list
 
 def run(args: argparse.Namespace) -> dict:
     """Measure everything; the JSON-ready results (see :func:`_bench_report.as_json`)."""
-    os.environ.setdefault("GLOG_minloglevel", "2")  # pycaffe's net-building log, if not loaded
+    kind = caffe_kind()  # imports caffe first, quietly
     _cli.require_file(args.net, "net prototxt")
     if args.net_ms is not None and not args.net_ms > 0:
         raise ConfigError(f"--net-ms: must be > 0 (got {args.net_ms:g})")
@@ -254,7 +267,7 @@ def run(args: argparse.Namespace) -> dict:
             batches.append((goal.layer, batch))
         net, unknown = _net_time(args, net_msg, batches, bar)
         bar.advance(args.batches + 1)
-    return as_json(args.net, args.phase, caffe_kind(), cores(), args.batches, results, net,
+    return as_json(args.net, args.phase, kind, cores(), args.batches, results, net,
                    unknown, verdict(results, net))
 
 
