@@ -10,7 +10,8 @@ import sys
 from typing import Sequence
 
 TOOLS = {"demo": "demo", "make-list": "make_list", "compute-mean": "compute_mean",
-         "convert-hdf5": "convert_hdf5", "preview": "preview", "bench": "bench"}
+         "convert-hdf5": "convert_hdf5", "convert-db": "convert_db", "preview": "preview",
+         "bench": "bench"}
 USAGE = ("usage: python -m caffe_layers {" + ",".join(TOOLS) + "} [arguments]\n"
          "  each tool's --help describes it; installed, they are also the console scripts "
          "caffe-layers-<tool>\n")

@@ -30,6 +30,7 @@ from caffe_layers import config
 from caffe_layers.errors import ConfigError
 from caffe_layers.params import (
     DatasetParams,
+    DBParams,
     HDF5Params,
     ImageListParams,
     MultiInputParams,
@@ -197,6 +198,13 @@ class ImageListDataLayer(PrefetchDataLayer):
 
     params_class = ImageListParams
     pipeline = "image_list"
+
+
+class DBDataLayer(PrefetchDataLayer):
+    """Caffe's Data: Datum records of an LMDB or LevelDB, in key order or shuffled; see README."""
+
+    params_class = DBParams
+    pipeline = "db"
 
 
 class HDF5DataLayer(PrefetchDataLayer):

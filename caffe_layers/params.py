@@ -159,6 +159,58 @@ class ImageListParams(PrefetchParams):
         return found
 
 
+@dataclasses.dataclass(frozen=True)
+class DBParams(PrefetchParams):
+    """DBDataLayer: Caffe's Data (data_param + transform_param) over an LMDB or LevelDB."""
+
+    source: str = option(
+        STR, example="train_lmdb", doc="database directory of Datum records",
+        caffe="`data_param.source`")
+    backend: str = option(
+        choice("LMDB", "LEVELDB"), None,
+        doc="the database's kind; default: detected from the directory (data.mdb or CURRENT)",
+        caffe="`data_param.backend` (default LEVELDB)")
+    crop_size: int = option(
+        INT, 0, minimum=0, doc="square crop: random in TRAIN, centre in TEST",
+        caffe="`transform_param.crop_size`")
+    mirror: bool = option(
+        BOOL, False, doc="random horizontal flip, in both phases as in Caffe",
+        caffe="`transform_param.mirror`")
+    mean_file: str = option(
+        STR, "", doc="mean `.binaryproto` (or `.npy`) at the records' size",
+        caffe="`transform_param.mean_file`")
+    mean_value: tuple = option(
+        FLOATS, (), doc="one value, or one per channel", caffe="`transform_param.mean_value`")
+    scale: float = option(
+        FLOAT, 1.0, doc="multiplies (pixel - mean)", caffe="`transform_param.scale`")
+    force_color: bool = option(
+        BOOL, False, doc="decode encoded records as 3-channel BGR",
+        caffe="`transform_param.force_color`")
+    force_gray: bool = option(
+        BOOL, False, doc="decode encoded records as 1-channel gray",
+        caffe="`transform_param.force_gray`")
+    on_error: str = option(
+        choice("raise", "skip"), "raise",
+        doc="a record that cannot be read: raise naming its key, or replace it by the next "
+            "record and log it",
+        caffe="none (a bad record aborts)")
+    shuffle_block: int = option(
+        INT, None, minimum=1,
+        doc="records shuffled as one block of consecutive keys (default: 16 MiB of records); "
+            "1 = uniform shuffle")
+    shuffle_window: int = option(
+        INT, None, minimum=1,
+        doc="records shuffled together after the blocks (default: max(batch_size, 4 blocks))")
+
+    def problems(self) -> List[Problem]:
+        found = super().problems() + exclusive_problems(self.mean_file, self.mean_value)
+        found += _shuffle_problems(self)
+        if self.force_color and self.force_gray:
+            found.append(problem("force_color, force_gray", "give at most one of them (Caffe "
+                                                            "refuses both)"))
+        return found
+
+
 # --- array sources: HDF5, npy, user datasets, multi-input -------------------------------------
 
 
@@ -184,6 +236,14 @@ def _top_problems(tops: tuple, key: str = "tops") -> List[Problem]:
         problems.append(Problem((key,), f"each top appears once (repeated: "
                                          f"{', '.join(duplicates)})"))
     return problems
+
+
+def _shuffle_problems(params) -> List[Problem]:
+    """``shuffle_block``/``shuffle_window`` (the block-shuffled orders) need ``shuffle: true``."""
+    return [Problem((key,), "only used with shuffle: true; remove it or set shuffle",
+                    involves=("shuffle",))
+            for key in ("shuffle_block", "shuffle_window")
+            if getattr(params, key) is not None and not params.shuffle]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,13 +272,8 @@ class HDF5Params(PrefetchParams):
                           caffe="none (HDF5Data refuses transform_param)")
 
     def problems(self) -> List[Problem]:
-        found = super().problems() + _top_problems(self.tops)
-        found += exclusive_problems(self.mean_file, self.mean_value)
-        for key in ("shuffle_block", "shuffle_window"):
-            if getattr(self, key) is not None and not self.shuffle:
-                found.append(Problem((key,), "only used with shuffle: true; remove it or set "
-                                             "shuffle", involves=("shuffle",)))
-        return found
+        return (super().problems() + _top_problems(self.tops)
+                + exclusive_problems(self.mean_file, self.mean_value) + _shuffle_problems(self))
 
 
 @dataclasses.dataclass(frozen=True)

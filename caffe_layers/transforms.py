@@ -153,6 +153,11 @@ class ImageTransform:
         return (f"ImageTransform(crop_size={self.crop_size}, mirror={self.mirror}, mean={mean}, "
                 f"scale={self.scale}, train={self.train})")
 
+    @property
+    def mean_shape(self) -> Tuple[int, ...] | None:
+        """The mean file's ``(C, H, W)``: every image must have it; None without a mean file."""
+        return self._mean_array.shape if self._mean_is_file else None
+
     def output_shape(self, channels: int, height: int, width: int) -> Tuple[int, int, int]:
         """``(C, H_out, W_out)`` of one transformed image of this size (after resize).
 
@@ -239,6 +244,39 @@ class ImageTransform:
             values += self._mean_array
         return values
 
+    def apply_chw(self, pixels: np.ndarray, h_off: int, w_off: int, mirror: bool,
+                  out: np.ndarray) -> None:
+        """Write the transformed ``pixels`` (``(C, H, W)`` uint8 or float32: a raw Datum) into
+        ``out`` (``(C, H_out, W_out)`` float32), bit-identical to Caffe's ``Transform(Datum)``.
+
+        The crop is a view of ``pixels``; ``(crop - mean) * scale`` is one numpy call writing
+        ``out`` (two when ``scale`` is not 1 and there is a mean). A mirrored crop is first
+        flipped by OpenCV into a small buffer: numpy reading or writing a reversed axis runs at
+        half speed (measured 100 us against 45 us for a 3x227x227 crop).
+        """
+        height, width = out.shape[1], out.shape[2]
+        if h_off < 0 or w_off < 0 or h_off + height > pixels.shape[1] \
+                or w_off + width > pixels.shape[2] or out.shape[0] != pixels.shape[0]:
+            raise DataError(f"a {out.shape[1:]} crop at ({h_off}, {w_off}) into {out.shape[0]} "
+                            f"channels does not fit an image of shape {pixels.shape} (C, H, W)")
+        if self._mean_is_file and self._mean_array.shape != pixels.shape:
+            raise DataError(f"the mean file is {self._mean_array.shape} (C, H, W) but the image "
+                            f"is {pixels.shape}")
+        crop = pixels[:, h_off:h_off + height, w_off:w_off + width]
+        if mirror:
+            crop = _flip_columns(crop)
+        if self._mean_is_file:
+            np.subtract(crop, self._mean_window(h_off, w_off, height, width, mirror), out=out)
+        elif self._mean_array is not None:
+            np.subtract(crop, self._mean_array, out=out)
+        elif self._scale != 1:
+            np.multiply(crop, self._scale, out=out)
+            return
+        else:
+            np.copyto(out, crop)
+        if self._scale != 1:
+            np.multiply(out, self._scale, out=out)
+
     def _mean_window(self, h_off: int, w_off: int, height: int, width: int,
                      mirror: bool) -> np.ndarray:
         """The mean file's values under the crop window, mirrored like the image (a view)."""
@@ -247,3 +285,14 @@ class ImageTransform:
             return self._mean_array[:, rows, w_off:w_off + width]
         mean_width = self._mean_flipped.shape[2]
         return self._mean_flipped[:, rows, mean_width - w_off - width:mean_width - w_off]
+
+
+def _flip_columns(chw: np.ndarray) -> np.ndarray:
+    """A ``(C, H, W)`` array mirrored left to right, as a new array (OpenCV, one channel at a time).
+    """
+    import cv2
+
+    flipped = np.empty(chw.shape, chw.dtype)
+    for channel in range(chw.shape[0]):
+        cv2.flip(chw[channel], 1, dst=flipped[channel])
+    return flipped

@@ -33,8 +33,8 @@ ROOT = Path(caffe_layers.__file__).resolve().parent
 
 LEVELS = [
     ("caffe_layers", "errors"),
-    ("config", "files", "bijections"),  # bijections: pure numpy, under sampling
-    ("binaryproto", "sampling", "ranks"),  # ranks: the launcher's environment, no caffe
+    ("config", "files", "bijections", "protowire"),  # bijections: pure numpy, under sampling
+    ("binaryproto", "sampling", "ranks", "datum"),  # ranks: the launcher's environment, no caffe
     ("normalization",),
     ("sources", "transforms", "prefetch"),  # prefetch: see PREFETCH_MAY_IMPORT
     ("params",),

@@ -18,13 +18,12 @@ from caffe_layers.errors import DataError
 from caffe_layers.params import ImageListParams
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.pipeline.labels import label_layouts, write_labels
+from caffe_layers.pipeline.skip import MAX_SKIPS_IN_A_ROW, load_or_skip
 from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.prefetch.forksafe import one_thread_per_worker
 from caffe_layers.sources.image_list import SampleList
 from caffe_layers.sources.images import check_size, read_image
 from caffe_layers.transforms import Crop, ImageTransform, resize
-
-MAX_SKIPS_IN_A_ROW = 100
 
 
 class ImageListProducer(Producer):
@@ -72,17 +71,10 @@ class ImageListProducer(Producer):
 
     def _load(self, index: int, rng, out: np.ndarray, skipped: list) -> int:
         """Load ``index``, or with on_error: skip the next loadable sample; the index used."""
-        for attempt in range(MAX_SKIPS_IN_A_ROW + 1):
-            candidate = (index + attempt) % len(self.images)
-            try:
-                self.load(candidate, rng, out)
-                return candidate
-            except DataError as exc:
-                if not self.skip_errors:
-                    raise
-                skipped.append((candidate, str(exc)))
-        raise DataError(f"on_error: skip gave up after {MAX_SKIPS_IN_A_ROW + 1} unreadable images "
-                        f"in a row, starting at {self.images.where(index)}; is root_folder right?")
+        used, _ = load_or_skip(lambda i: self.load(i, rng, out), index, len(self.images),
+                               self.skip_errors, skipped, "images",
+                               lambda i: f"{self.images.where(i)}; is root_folder right?")
+        return used
 
 
 def _first_image(images: SampleList, params: ImageListParams) -> tuple:

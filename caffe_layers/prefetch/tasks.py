@@ -8,7 +8,7 @@ worker.
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager, Iterator
+from typing import ContextManager, Iterable, Iterator
 
 import numpy as np
 
@@ -36,7 +36,12 @@ class BatchTask:
         self.current: int | None = None
 
     def __iter__(self) -> Iterator[tuple]:
-        for row in range(self.batch_size):
+        return self.rows(range(self.batch_size))
+
+    def rows(self, order: Iterable[int]) -> Iterator[tuple]:
+        """Like iterating, but over the rows in ``order`` (e.g. sorted by storage position)."""
+        for row in order:
+            row = int(row)
             self.current = row
             if self.indices is None:
                 yield row, None, None

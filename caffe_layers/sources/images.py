@@ -181,9 +181,8 @@ def read_image(path: str, is_color: bool = True, reduce: int = 1, where: str = "
         raise ConfigError(f"reduce: must be one of {REDUCE_FACTORS}, got {reduce!r}")
     path = os.fspath(path)
     data = _read_bytes(path, where)
-    if data.startswith(_JPEG_SOI) and not jpeg_is_complete(data):
-        raise DataError(f"{_prefix(where)}image '{path}' is a truncated JPEG ({len(data)} bytes, "
-                        f"no end-of-image marker)")
+    what = f"image '{path}'"
+    _refuse_truncated(data, what, where)
     factor = _choose_factor(data, reduce, min_hw)
     if factor > 1:
         image = _decode_reduced(path, data, _flags(is_color, factor))
@@ -193,10 +192,35 @@ def read_image(path: str, is_color: bool = True, reduce: int = 1, where: str = "
     else:
         image = None
     if image is None:
-        image = _decode(data, _flags(is_color, 1))
+        return _decoded(data, _flags(is_color, 1), what, where)
+    return image[:, :, np.newaxis] if image.ndim == 2 else image
+
+
+def decode_image(data: bytes, flags: int, what: str) -> np.ndarray:
+    """Decode an encoded image's bytes with ``cv2.imdecode(data, flags)`` as ``(H, W, C)`` uint8.
+
+    ``what`` names the image in messages (e.g. ``"record '00000017_cat.jpg' of 'train_lmdb'"``).
+    DataError for a truncated JPEG, bytes OpenCV cannot decode, or an image deeper than 8 bits
+    (e.g. a 16-bit PNG with ``cv2.IMREAD_UNCHANGED``), which Caffe's transformer refuses too.
+    """
+    _refuse_truncated(data, what, "")
+    return _decoded(data, flags, what, "")
+
+
+def _refuse_truncated(data: bytes, what: str, where: str) -> None:
+    if data.startswith(_JPEG_SOI) and not jpeg_is_complete(data):
+        raise DataError(f"{_prefix(where)}{what} is a truncated JPEG ({len(data)} bytes, no "
+                        f"end-of-image marker)")
+
+
+def _decoded(data: bytes, flags: int, what: str, where: str) -> np.ndarray:
+    image = _decode(data, flags)
     if image is None:
-        raise DataError(f"{_prefix(where)}cannot decode image '{path}' ({len(data)} bytes): "
-                        f"corrupt, truncated or not an image format OpenCV reads")
+        raise DataError(f"{_prefix(where)}cannot decode {what} ({len(data)} bytes): corrupt, "
+                        f"truncated or not an image format OpenCV reads")
+    if image.dtype != np.uint8:
+        raise DataError(f"{_prefix(where)}{what} decodes to {image.dtype} pixels; Caffe reads "
+                        f"8-bit images only: store it as an 8-bit image")
     return image[:, :, np.newaxis] if image.ndim == 2 else image
 
 

@@ -5,6 +5,7 @@ One module per tool, each with ``main(argv=None) -> int`` (installed as a consol
     caffe-layers-make-list      make_list       folder tree (one subfolder per class) -> lists
     caffe-layers-compute-mean   compute_mean    image list -> mean .binaryproto + mean values
     caffe-layers-convert-hdf5   convert_hdf5    image list -> HDF5 shards + HDF5Data source list
+    caffe-layers-convert-db     convert_db      image list -> LMDB/LevelDB of Datums (Data layer)
     caffe-layers-preview        preview         one batch of a data layer -> PNG grid
     caffe-layers-bench          bench           does data loading keep up with the net?
     caffe-layers-demo           demo            synthetic dataset, training run, preview

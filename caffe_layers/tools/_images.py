@@ -98,6 +98,9 @@ _worker: dict = {}
 
 
 def _start_worker(function: Callable, reader: ImageReader) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool
     one_thread_per_worker()
     _worker["function"], _worker["reader"] = function, reader
 
