@@ -16,7 +16,7 @@ from caffe_layers.tools import _cli
 from caffe_layers.tools.progress import Progress, format_seconds
 
 REPO = Path(__file__).resolve().parents[1]
-TOOLS = ("make_list", "compute_mean", "convert_hdf5", "preview", "demo", "bench")
+TOOLS = ("make_list", "compute_mean", "convert_hdf5", "convert_db", "preview", "demo", "bench")
 ENV = dict(os.environ, PYTHONPATH=str(REPO), CAFFE_LAYERS_FAKE_CAFFE="1")
 
 
@@ -147,7 +147,8 @@ def test_tools_import_nothing_heavy():
     code = ("import sys\n"
             + "".join(f"import caffe_layers.tools.{t}\n" for t in TOOLS)
             + "import caffe_layers.__main__\n"
-            + "print(sorted(m for m in ('cv2', 'h5py', 'caffe') if m in sys.modules))")
+            + "print(sorted(m for m in ('cv2', 'h5py', 'caffe', 'lmdb', 'plyvel') "
+              "if m in sys.modules))")
     done = python("-c", code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

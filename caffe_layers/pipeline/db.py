@@ -180,7 +180,8 @@ def build(params: DBParams, train: bool) -> Pipeline:
         reader.close()
     block = params.shuffle_block or max(1, round(BLOCK_BYTES / database.mean_record_bytes()))
     block = min(block, len(database))
-    window = params.shuffle_window or max(params.batch_size, BLOCKS_PER_WINDOW * block)
+    window = params.shuffle_window or min(max(params.batch_size, BLOCKS_PER_WINDOW * block),
+                                          len(database))
     data = TopSpec("data", (params.batch_size,) + tuple(out_shape))
     order = functools.partial(BlockShuffledOrder, len(database),
                               np.arange(0, len(database), block), window)
