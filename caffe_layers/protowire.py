@@ -40,6 +40,9 @@ class WireReader:
     def varint(self) -> int:
         """The next varint as an unsigned 64-bit integer."""
         buf, pos, end = self.buf, self.pos, self.end
+        if pos < end and buf[pos] < 0x80:  # one byte: field keys, sizes, labels below 128
+            self.pos = pos + 1
+            return buf[pos]
         result = shift = 0
         while True:
             if pos >= end:

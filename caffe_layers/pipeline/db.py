@@ -77,12 +77,15 @@ class DBProducer(Producer):
     def fill(self, out: dict, task) -> object:
         skipped: list = []
         data, labels = out["data"], out.get("label")
-        with self._reader.batch() as record:
-            for row, index, rng in task.rows(np.argsort(task.indices, kind="stable")):
-                _, label = load_or_skip(
-                    lambda i: self.load(record, i, rng, data[row]),  # noqa: B023 (called here)
-                    index, len(self.database), self.skip_errors, skipped, "records",
-                    self.database.where)
+        order = np.argsort(task.indices, kind="stable")
+        with self._reader.batch(task.indices[order]) as record:
+            for row, index, rng in task.rows(order):
+                if self.skip_errors:
+                    _, label = load_or_skip(
+                        lambda i: self.load(record, i, rng, data[row]),  # noqa: B023 (called now)
+                        index, len(self.database), True, skipped, "records", self.database.where)
+                else:
+                    label = self.load(record, index, rng, data[row])
                 if labels is not None:
                     labels[row] = label
         return {"skipped": skipped} if skipped else None

@@ -20,9 +20,11 @@ than half a page (2 KiB): images are stored in overflow pages that the scan neve
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import functools
 import os
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -164,8 +166,9 @@ class DatabaseReader:
         self.database = database
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[Callable[[int], memoryview]]:
-        """A function ``record(index) -> buffer``, valid until the block ends."""
+    def batch(self, indices: Sequence[int] = ()) -> Iterator[Callable[[int], memoryview]]:
+        """A function ``record(index) -> buffer``, valid until the block ends; the records of
+        ``indices`` (those the block will read) may be fetched ahead."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -174,6 +177,31 @@ class DatabaseReader:
     def _missing(self, index: int) -> DataError:
         return DataError(f"{self.database.where(index)}: the key is gone since the layer's setup; "
                          f"was the database rewritten while training?")
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_MADV_WILLNEED = 3  # Linux and the BSDs
+
+
+@functools.lru_cache(maxsize=None)
+def _madvise():
+    """libc's ``madvise``, or None where it cannot be had."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    return function
+
+
+def will_need(view: memoryview) -> None:
+    """Ask the kernel to start reading the pages under ``view`` (part of a file map) now."""
+    madvise = _madvise()
+    if madvise is None or not len(view):
+        return
+    address = np.frombuffer(view, np.uint8).ctypes.data
+    start = address - address % _PAGE
+    madvise(start, address + len(view) - start, _MADV_WILLNEED)  # a failure only loses the hint
 
 
 def _open_lmdb(path: str):
@@ -211,7 +239,10 @@ class LMDBReader(DatabaseReader):
         self._env = _open_lmdb(database.source)
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[Callable[[int], memoryview]]:
+    def batch(self, indices: Sequence[int] = ()) -> Iterator[Callable[[int], memoryview]]:
+        """Records as views of the map; the pages of ``indices`` are first asked of the kernel
+        all at once (``madvise(WILLNEED)``), so that their reads overlap instead of each record
+        waiting for its own page faults when the database is not in the page cache."""
         keys = self.database.keys
         with self._env.begin(buffers=True) as txn:
             cursor = txn.cursor()
@@ -221,6 +252,9 @@ class LMDBReader(DatabaseReader):
                     raise self._missing(index)
                 return cursor.value()
 
+            for index in indices:
+                if cursor.set_key(keys.key(index)):
+                    will_need(cursor.value())
             yield record
 
     def close(self) -> None:

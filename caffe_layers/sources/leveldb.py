@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from caffe_layers.errors import ConfigError, DataError
 from caffe_layers.sources.db import Database, DatabaseReader, KeyIndex
@@ -132,7 +132,7 @@ class LevelDBReader(DatabaseReader):
             raise
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[Callable[[int], bytes]]:
+    def batch(self, indices: Sequence[int] = ()) -> Iterator[Callable[[int], bytes]]:
         keys, db = self.database.keys, self._db
 
         def record(index: int) -> bytes:
