@@ -221,12 +221,7 @@ class ImageTransform:
         crop = image[h_off:h_off + height, w_off:w_off + width]
         hwc_view = out.transpose(1, 2, 0)
         np.copyto(hwc_view[:, ::-1] if mirror else hwc_view, crop)
-        if self._mean_is_file:
-            np.subtract(out, self._mean_window(h_off, w_off, height, width, mirror), out=out)
-        elif self._mean_array is not None:
-            np.subtract(out, self._mean_array, out=out)
-        if self._scale != 1:
-            np.multiply(out, self._scale, out=out)
+        self._normalize(out, h_off, w_off, mirror)
 
     def undo(self, row: np.ndarray, h_off: int, w_off: int, mirror: bool) -> np.ndarray:
         """``row / scale + mean``: the pixels :meth:`apply` wrote ``row`` from, float64 CHW.
@@ -249,10 +244,11 @@ class ImageTransform:
         """Write the transformed ``pixels`` (``(C, H, W)`` uint8 or float32: a raw Datum) into
         ``out`` (``(C, H_out, W_out)`` float32), bit-identical to Caffe's ``Transform(Datum)``.
 
-        The crop is a view of ``pixels``; ``(crop - mean) * scale`` is one numpy call writing
-        ``out`` (two when ``scale`` is not 1 and there is a mean). A mirrored crop is first
-        flipped by OpenCV into a small buffer: numpy reading or writing a reversed axis runs at
-        half speed (measured 100 us against 45 us for a 3x227x227 crop).
+        The crop is a view of ``pixels``, cast into ``out`` in one pass (a mirrored crop is first
+        reversed as uint8, a third of the bytes); the mean and scale then apply in place as in
+        :meth:`apply`. Measured on 3x256x256 -> 227 with numpy 1.24 and 2.4: 25 us without
+        mirror, 70 with it, against 51 and 76-100 for one fused ``np.subtract`` from the uint8
+        crop or OpenCV 4's ``flip``.
         """
         height, width = out.shape[1], out.shape[2]
         if h_off < 0 or w_off < 0 or h_off + height > pixels.shape[1] \
@@ -263,17 +259,17 @@ class ImageTransform:
             raise DataError(f"the mean file is {self._mean_array.shape} (C, H, W) but the image "
                             f"is {pixels.shape}")
         crop = pixels[:, h_off:h_off + height, w_off:w_off + width]
-        if mirror:
-            crop = _flip_columns(crop)
+        np.copyto(out, crop[:, :, ::-1].copy() if mirror else crop)
+        self._normalize(out, h_off, w_off, mirror)
+
+    def _normalize(self, out: np.ndarray, h_off: int, w_off: int, mirror: bool) -> None:
+        """``out = (out - mean) * scale`` in place, ``out`` being the crop at ``(h_off, w_off)``
+        (mirrored or not): the mean file is read under the same source pixels."""
+        height, width = out.shape[1], out.shape[2]
         if self._mean_is_file:
-            np.subtract(crop, self._mean_window(h_off, w_off, height, width, mirror), out=out)
+            np.subtract(out, self._mean_window(h_off, w_off, height, width, mirror), out=out)
         elif self._mean_array is not None:
-            np.subtract(crop, self._mean_array, out=out)
-        elif self._scale != 1:
-            np.multiply(crop, self._scale, out=out)
-            return
-        else:
-            np.copyto(out, crop)
+            np.subtract(out, self._mean_array, out=out)
         if self._scale != 1:
             np.multiply(out, self._scale, out=out)
 
@@ -285,14 +281,3 @@ class ImageTransform:
             return self._mean_array[:, rows, w_off:w_off + width]
         mean_width = self._mean_flipped.shape[2]
         return self._mean_flipped[:, rows, mean_width - w_off - width:mean_width - w_off]
-
-
-def _flip_columns(chw: np.ndarray) -> np.ndarray:
-    """A ``(C, H, W)`` array mirrored left to right, as a new array (OpenCV, one channel at a time).
-    """
-    import cv2
-
-    flipped = np.empty(chw.shape, chw.dtype)
-    for channel in range(chw.shape[0]):
-        cv2.flip(chw[channel], 1, dst=flipped[channel])
-    return flipped
