@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import List
+from typing import Any, List
 
 from caffe_layers.config import (
     BOOL,
@@ -38,6 +38,33 @@ def default_workers() -> int:
     except AttributeError:
         cores = os.cpu_count() or 1
     return max(1, min(4, cores))
+
+
+# Caffe's transform_param keys, declared once for the image layers (ImageList, DB).
+
+
+def crop_size_option() -> Any:
+    return option(INT, 0, minimum=0, doc="square crop: random in TRAIN, centre in TEST",
+                  caffe="`transform_param.crop_size`")
+
+
+def mirror_option() -> Any:
+    return option(BOOL, False, doc="random horizontal flip, in both phases as in Caffe",
+                  caffe="`transform_param.mirror`")
+
+
+def mean_file_option(size: str) -> Any:
+    return option(STR, "", doc=f"mean `.binaryproto` (or `.npy`) at {size}",
+                  caffe="`transform_param.mean_file`")
+
+
+def mean_value_option() -> Any:
+    return option(FLOATS, (), doc="one value, or one per channel",
+                  caffe="`transform_param.mean_value`")
+
+
+def scale_option() -> Any:
+    return option(FLOAT, 1.0, doc="multiplies (pixel - mean)", caffe="`transform_param.scale`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,19 +153,11 @@ class ImageListParams(PrefetchParams):
         caffe="`image_data_param.new_width`")
     is_color: bool = option(
         BOOL, True, doc="3-channel BGR, or 1-channel gray", caffe="`image_data_param.is_color`")
-    crop_size: int = option(
-        INT, 0, minimum=0, doc="square crop: random in TRAIN, centre in TEST",
-        caffe="`transform_param.crop_size`")
-    mirror: bool = option(
-        BOOL, False, doc="random horizontal flip, in both phases as in Caffe",
-        caffe="`transform_param.mirror`")
-    mean_file: str = option(
-        STR, "", doc="mean `.binaryproto` (or `.npy`) at the resized size",
-        caffe="`transform_param.mean_file`")
-    mean_value: tuple = option(
-        FLOATS, (), doc="one value, or one per channel", caffe="`transform_param.mean_value`")
-    scale: float = option(
-        FLOAT, 1.0, doc="multiplies (pixel - mean)", caffe="`transform_param.scale`")
+    crop_size: int = crop_size_option()
+    mirror: bool = mirror_option()
+    mean_file: str = mean_file_option("the resized size")
+    mean_value: tuple = mean_value_option()
+    scale: float = scale_option()
     on_error: str = option(
         choice("raise", "skip"), "raise",
         doc="an unreadable image: raise naming list line and path, or replace it by the next "
@@ -170,19 +189,11 @@ class DBParams(PrefetchParams):
         choice("LMDB", "LEVELDB"), None,
         doc="the database's kind; default: detected from the directory (data.mdb or CURRENT)",
         caffe="`data_param.backend` (default LEVELDB)")
-    crop_size: int = option(
-        INT, 0, minimum=0, doc="square crop: random in TRAIN, centre in TEST",
-        caffe="`transform_param.crop_size`")
-    mirror: bool = option(
-        BOOL, False, doc="random horizontal flip, in both phases as in Caffe",
-        caffe="`transform_param.mirror`")
-    mean_file: str = option(
-        STR, "", doc="mean `.binaryproto` (or `.npy`) at the records' size",
-        caffe="`transform_param.mean_file`")
-    mean_value: tuple = option(
-        FLOATS, (), doc="one value, or one per channel", caffe="`transform_param.mean_value`")
-    scale: float = option(
-        FLOAT, 1.0, doc="multiplies (pixel - mean)", caffe="`transform_param.scale`")
+    crop_size: int = crop_size_option()
+    mirror: bool = mirror_option()
+    mean_file: str = mean_file_option("the records' size")
+    mean_value: tuple = mean_value_option()
+    scale: float = scale_option()
     force_color: bool = option(
         BOOL, False, doc="decode encoded records as 3-channel BGR",
         caffe="`transform_param.force_color`")

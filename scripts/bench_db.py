@@ -154,13 +154,11 @@ def time_limit(source: str, work: Workload) -> dict:
 
 
 def real_pycaffe() -> str:
-    """Why the Caffe rows cannot run, or "" when real pycaffe is what ``import caffe`` gives."""
-    import caffe  # noqa: F401
+    """Why the Caffe rows cannot run, or "" when real pycaffe is what ``import caffe`` gives
+    (else ``import caffe`` gives the package's fake, which runs DBDataLayer's rows)."""
+    from caffe_layers.testing import install_fake_caffe
 
-    from caffe_layers.pycaffe import import_caffe
-
-    module = import_caffe()
-    if module.__name__.startswith("caffe_layers."):
+    if install_fake_caffe().__name__.startswith("caffe_layers."):
         return ("real pycaffe is not importable (the package's fake is in use): run under the "
                 "Python Caffe was built for with $CAFFE_ROOT/python on PYTHONPATH")
     return ""
@@ -249,8 +247,8 @@ def _readahead(path: str) -> str:
 
 def order_lines(args: argparse.Namespace, directory: str) -> list:
     lines = ["", f"reads by order, page cache evicted before each (posix_fadvise DONTNEED; "
-                 f"{_readahead(directory)}), in one process, TEST transform; each order reads the records "
-                 f"of {WINDOWS_READ} shuffle windows:",
+                 f"{_readahead(directory)}), in one process, TEST transform; each order reads "
+                 f"the records of {WINDOWS_READ} shuffle windows:",
              f"{'database':<16}{'records':>9}{'MiB':>7}{'read':>7}  ms per batch of 64: "
              f"{'key order':>10}{'blocks':>15}{'uniform':>15}"]
     for name, (shape, count, encoded) in (QUICK_READS if args.quick else READS).items():

@@ -51,6 +51,18 @@ def write_records(path: Path, records: Iterable[Tuple[bytes, bytes]],
     return str(path)
 
 
+def read_records(path, backend: str = "lmdb") -> list:
+    """``[(key, value)]`` of a database, in key order (LevelDB opened itself: nobody else may)."""
+    if backend == "lmdb":
+        with lmdb.open(str(path), readonly=True, lock=False) as env, env.begin() as txn:
+            return list(txn.cursor())
+    db = plyvel.DB(str(path))
+    try:
+        return list(db)
+    finally:
+        db.close()
+
+
 def raw_record(index: int, pixels: np.ndarray, label: int | None = None) -> Tuple[bytes, bytes]:
     """``(key, Datum)`` of ``(C, H, W)`` uint8 ``pixels`` at position ``index``."""
     key = b"%08d_raw" % index

@@ -10,8 +10,8 @@ Every module of ``caffe_layers`` is found by walking the package and its imports
 - no module imports ``caffe``: the adapters get it through ``pycaffe.import_caffe()``, which
   imports the package's fake by its module name (the one reference from production code to
   ``testing``, allowed here explicitly);
-- importing any module loads none of cv2, h5py, lmdb, plyvel and caffe (adapters: caffe only), checked
-  in a fresh interpreter.
+- importing any module loads none of cv2, h5py, lmdb, plyvel and caffe (adapters: caffe only),
+  checked in a fresh interpreter.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import real_caffe
+from db_data import read_records
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from image_data import smooth_image, write_image, write_list
@@ -140,7 +141,7 @@ def test_our_databases_hold_caffe_s_records_and_caffe_reads_them(tmp_path, backe
     write_images(tmp_path)
     theirs = caffe_convert(tmp_path, "caffe_db", backend, VARIANTS[variant])
     ours = our_convert(tmp_path, "our_db", backend, VARIANTS[variant])
-    assert _records(ours, backend) == _records(theirs, backend)
+    assert read_records(ours, backend) == read_records(theirs, backend)
     transform = transform_for(tmp_path, ours, backend, variant)
     assert_same_batches(pair_net(tmp_path, ours, backend, transform))
 
@@ -169,21 +170,6 @@ def test_pycaffe_s_generated_datum_agrees_byte_for_byte(label, shape, encoded, s
     assert ours == theirs.SerializeToString()
     parsed = parse_datum(theirs.SerializeToString())
     assert (parsed.label, parsed.encoded, bytes(parsed.data)) == (label, encoded, data)
-
-
-def _records(path: Path, backend: str) -> list:
-    if backend == "lmdb":
-        import lmdb
-
-        with lmdb.open(str(path), readonly=True, lock=False) as env, env.begin() as txn:
-            return list(txn.cursor())
-    import plyvel
-
-    db = plyvel.DB(str(path))
-    try:
-        return list(db)
-    finally:
-        db.close()
 
 
 def _embedded_python_path() -> list:

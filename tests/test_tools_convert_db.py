@@ -13,10 +13,9 @@ import sys
 import time
 
 import cv2
-import lmdb
 import numpy as np
-import plyvel
 import pytest
+from db_data import read_records
 from image_data import write_dataset, write_image, write_list
 from layer_nets import SUBPROCESS_ENV
 
@@ -30,18 +29,6 @@ def run(capsys, *argv) -> tuple:
     return status, out, err
 
 
-def records(path, backend="lmdb") -> list:
-    """``[(key, value)]`` of a database, in key order."""
-    if backend == "lmdb":
-        with lmdb.open(str(path), readonly=True, lock=False) as env, env.begin() as txn:
-            return list(txn.cursor())
-    db = plyvel.DB(str(path))
-    try:
-        return list(db)
-    finally:
-        db.close()
-
-
 def dataset(tmp_path, count=6, size=(9, 11), **options):
     return write_dataset(tmp_path, count, size, root_folder=str(tmp_path), **options)
 
@@ -52,7 +39,7 @@ def test_raw_records_keys_and_fields_as_convert_imageset(tmp_path, capsys, backe
     status, out, err = run(capsys, f"{tmp_path}/", data.list_path, tmp_path / "db",
                            "--backend", backend, "--workers", 2)
     assert status == 0, err
-    found = records(tmp_path / "db", backend)
+    found = read_records(tmp_path / "db", backend)
     assert [key for key, _ in found] == [b"%08d_%s" % (i, name.encode())
                                          for i, name in enumerate(data.names)]
     for i, (key, value) in enumerate(found):
@@ -70,14 +57,14 @@ def test_encoded_keeps_the_files_bytes_unless_resized_or_another_type(tmp_path, 
     data = dataset(tmp_path, 3)
     status, _, err = run(capsys, f"{tmp_path}/", data.list_path, tmp_path / "kept", "--encoded")
     assert status == 0, err
-    for i, (_, value) in enumerate(records(tmp_path / "kept")):
+    for i, (_, value) in enumerate(read_records(tmp_path / "kept")):
         datum = parse_datum(value)
         assert datum.encoded and datum.shape() == (0, 0, 0)
         assert bytes(datum.data) == data.files[i].read_bytes()
     status, _, err = run(capsys, f"{tmp_path}/", data.list_path, tmp_path / "jpg",
                          "--encode-type", "jpg", "--resize-height", 8, "--resize-width", 6)
     assert status == 0, err
-    for i, (_, value) in enumerate(records(tmp_path / "jpg")):
+    for i, (_, value) in enumerate(read_records(tmp_path / "jpg")):
         datum = parse_datum(value)
         assert datum.encoded and bytes(datum.data[:2]) == b"\xff\xd8"
         resized = cv2.resize(data.images[i], (6, 8))
@@ -89,7 +76,7 @@ def test_gray_resize_and_the_gray_encoded_note(tmp_path, capsys):
     status, out, _ = run(capsys, f"{tmp_path}/", data.list_path, tmp_path / "gray", "--gray",
                          "--resize-height", 5, "--resize-width", 7)
     assert status == 0
-    pixels = raw_pixels(parse_datum(records(tmp_path / "gray")[1][1]))
+    pixels = raw_pixels(parse_datum(read_records(tmp_path / "gray")[1][1]))
     gray = cv2.imread(str(data.files[1]), cv2.IMREAD_GRAYSCALE)
     assert np.array_equal(pixels[0], cv2.resize(gray, (7, 5)))
     assert "raw Datums of 1x5x7" in out
@@ -104,7 +91,7 @@ def test_shuffle_is_seeded_and_keys_number_the_stored_order(tmp_path, capsys):
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         assert run(capsys, f"{tmp_path}/", data.list_path, tmp_path / name, "--shuffle",
                    "--seed", seed)[0] == 0
-    a, b, c = (records(tmp_path / name) for name in "abc")
+    a, b, c = (read_records(tmp_path / name) for name in "abc")
     assert a == b and a != c
     order = [parse_datum(value).label for _, value in a]
     assert sorted(order) == list(range(12)) and order != list(range(12))
@@ -126,7 +113,7 @@ def test_unreadable_images_are_listed_by_line_and_skipped_keeping_the_numbering(
         f"skipped: {tmp_path}/list.txt:4: cannot decode image '{tmp_path}/broken.png' (9 bytes): "
         f"corrupt, truncated or not an image format OpenCV reads"]
     assert "2 images -> " in out and "; 2 unreadable image(s) skipped (listed above)" in out
-    assert [key[:9] for key, _ in records(tmp_path / "db")] == [b"00000000_", b"00000002_"]
+    assert [key[:9] for key, _ in read_records(tmp_path / "db")] == [b"00000000_", b"00000002_"]
 
 
 def test_on_error_raise_and_check_size_write_nothing(tmp_path, capsys):
@@ -172,10 +159,31 @@ def test_the_same_database_for_any_worker_count(tmp_path, capsys):
     for workers in (1, 3):
         assert run(capsys, f"{tmp_path}/", data.list_path, tmp_path / f"w{workers}",
                    "--workers", workers, "--encoded", "--encode-type", "png")[0] == 0
-    assert records(tmp_path / "w1") == records(tmp_path / "w3")
+    assert read_records(tmp_path / "w1") == read_records(tmp_path / "w3")
 
 
-@pytest.mark.timeout(120)
+def _interrupt(tmp_path, delay_s: float) -> subprocess.CompletedProcess:
+    """Run the converter, send SIGINT ``delay_s`` after its temporary database appears."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "caffe_layers", "convert-db", f"{tmp_path}/",
+         str(tmp_path / "list.txt"), str(tmp_path / "db"), "--workers", "2"],
+        env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not [n for n in os.listdir(tmp_path) if ".incomplete" in n]:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.005)
+        time.sleep(delay_s)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)  # EOF: no worker holds the pipes either
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+@pytest.mark.timeout(240)
 def test_ctrl_c_leaves_no_database_and_no_process(tmp_path):
     rng = np.random.default_rng(0)
     names = []
@@ -183,18 +191,9 @@ def test_ctrl_c_leaves_no_database_and_no_process(tmp_path):
         write_image(tmp_path / "big" / f"{i}.png", rng.integers(0, 256, (300, 300, 3), np.uint8))
         names.append(f"big/{i}.png {i}")
     write_list(tmp_path / "list.txt", names)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "caffe_layers", "convert-db", f"{tmp_path}/",
-         str(tmp_path / "list.txt"), str(tmp_path / "db"), "--workers", "2"],
-        env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not [n for n in os.listdir(tmp_path) if ".incomplete" in n]:
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.01)
-    time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
-    assert err.strip().endswith("caffe-layers-convert-db: error: interrupted")
-    assert "Traceback" not in err
-    assert sorted(os.listdir(tmp_path)) == ["big", "list.txt"]
+    for delay_s in (0.0, 0.02, 0.1, 0.3):  # while the workers start, and while they send
+        done = _interrupt(tmp_path, delay_s)
+        assert done.returncode == 130, done.stderr
+        assert done.stderr.strip().endswith("caffe-layers-convert-db: error: interrupted")
+        assert "Traceback" not in done.stderr
+        assert sorted(os.listdir(tmp_path)) == ["big", "list.txt"]

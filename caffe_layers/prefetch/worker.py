@@ -51,6 +51,11 @@ def _watch(consumer_pid: int) -> None:
             os._exit(0)
 
 
+def start_watchdog(consumer_pid: int) -> None:
+    """Exit this process within ``WATCHDOG_S`` of ``consumer_pid``'s death, however it died."""
+    threading.Thread(target=_watch, args=(consumer_pid,), name="watchdog", daemon=True).start()
+
+
 def _quiet_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -117,7 +122,7 @@ def run_worker(worker_id: int, workers: int, conn, arena, producer, consumer_pid
     _quiet_signals()
     _never_preempt_the_consumer()
     keep_freed_memory()
-    threading.Thread(target=_watch, args=(consumer_pid,), name="watchdog", daemon=True).start()
+    start_watchdog(consumer_pid)
     try:
         producer.open(worker_id, workers)
     except Exception as exc:

@@ -3,8 +3,8 @@
 The same list parser (:class:`~caffe_layers.sources.image_list.SampleList`), decoder
 (:func:`~caffe_layers.sources.images.read_image`) and resize
 (:func:`~caffe_layers.transforms.resize`) as the layer, so a mean computed or a file converted
-here matches what the layer would feed the net. :func:`map_blocks` runs a function over
-consecutive blocks of samples in this process or in worker processes.
+here matches what the layer would feed the net. :func:`blocks` cuts the samples into the blocks
+that :func:`caffe_layers.tools._pool.map_blocks` hands to worker processes.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from typing import Callable, Iterator, Sequence, Tuple
+from typing import Iterator, Tuple
 
 import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
-from caffe_layers.prefetch.forksafe import one_thread_per_worker, prepared_for_fork
 from caffe_layers.sources.image_list import SampleList
 from caffe_layers.sources.images import check_size, read_image
 from caffe_layers.tools import _cli
@@ -92,45 +91,3 @@ def blocks(start: int, stop: int, size: int) -> Iterator[range]:
     """Consecutive ranges of at most ``size`` indices covering ``[start, stop)``."""
     for begin in range(start, stop, size):
         yield range(begin, min(begin + size, stop))
-
-
-_worker: dict = {}
-
-
-def _start_worker(function: Callable, reader: ImageReader) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool
-    one_thread_per_worker()
-    _worker["function"], _worker["reader"] = function, reader
-
-
-def _in_worker(indices: Sequence[int]) -> object:
-    return _worker["function"](_worker["reader"], indices)
-
-
-def map_blocks(function: Callable, reader: ImageReader, index_blocks: Sequence[Sequence[int]],
-               workers: int, ordered: bool = True) -> Iterator:
-    """``function(reader, indices)`` for every block, in this process or in ``workers``.
-
-    The reader (with its list) goes to each worker once, at its start; a task is only a block
-    of indices. Workers are forked with native thread pools prepared
-    (:func:`~caffe_layers.prefetch.forksafe.prepared_for_fork`) and take one core each. Results
-    come in block order when ``ordered``, else as they finish. The worker processes are stopped
-    when the iterator is exhausted or closed, or an error is raised.
-    """
-    if workers <= 1 or len(index_blocks) <= 1:
-        for indices in index_blocks:
-            yield function(reader, indices)
-        return
-    import multiprocessing
-
-    count = min(workers, len(index_blocks))
-    with prepared_for_fork():  # the pool forks its workers here, as the prefetch engine does
-        pool = multiprocessing.get_context().Pool(count, _start_worker, (function, reader))
-    try:
-        results = pool.imap if ordered else pool.imap_unordered
-        yield from results(_in_worker, index_blocks)
-    finally:
-        pool.terminate()
-        pool.join()

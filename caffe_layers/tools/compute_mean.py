@@ -23,7 +23,7 @@ import numpy as np
 
 from caffe_layers.binaryproto import write_blobproto
 from caffe_layers.errors import ConfigError
-from caffe_layers.tools import _cli, _grid, _images
+from caffe_layers.tools import _cli, _grid, _images, _pool
 from caffe_layers.tools.progress import Progress
 
 BLOCK = 64  # images per task: progress granularity and work unit of a worker
@@ -44,7 +44,7 @@ def mean_image(reader: _images.ImageReader, workers: int = 1,
     total = np.zeros(first.shape, np.float64)
     count = len(reader.images)
     spans = list(_images.blocks(0, count, BLOCK))
-    for block_total, done in _images.map_blocks(_block_sum, reader, spans, workers, False):
+    for block_total, done in _pool.map_blocks(_block_sum, reader, spans, workers, False):
         total += block_total
         if progress is not None:
             progress.advance(done)

@@ -33,7 +33,7 @@ import numpy as np
 from caffe_layers.datum import serialize_datum
 from caffe_layers.errors import ConfigError, DataError
 from caffe_layers.sources.image_list import SampleList
-from caffe_layers.tools import _cli, _images
+from caffe_layers.tools import _cli, _images, _pool
 from caffe_layers.tools._db_write import check_target, new_database
 from caffe_layers.tools.progress import Progress
 from caffe_layers.transforms import check_resize
@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace) -> None:
               for start in range(0, len(images), BLOCK)]
     with Progress(len(images), "convert-db", enabled=False if args.quiet else None) as bar, \
             new_database(args.db, args.backend.upper()) as writer:
-        for results in _images.map_blocks(_convert_block, converter, blocks, args.workers):
+        for results in _pool.map_blocks(_convert_block, converter, blocks, args.workers):
             for position, record, problem in results:
                 run.take(writer, position, record, problem, images, int(converter.order[position]))
             bar.advance(len(results))

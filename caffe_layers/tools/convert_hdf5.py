@@ -30,7 +30,7 @@ from typing import List, Sequence
 import numpy as np
 
 from caffe_layers.errors import ConfigError
-from caffe_layers.tools import _cli, _images
+from caffe_layers.tools import _cli, _images, _pool
 from caffe_layers.tools.progress import Progress
 
 CHUNK_ROWS = 64
@@ -89,7 +89,7 @@ def _write_shard(path: str, reader: _images.ImageReader, order: np.ndarray, shap
                 f.create_dataset("label", data=labels.astype(np.float32))
             spans = [order[b.start:b.stop] for b in _images.blocks(0, len(order), rows)]
             begin = 0
-            for block in _images.map_blocks(_read_block, reader, spans, args.workers):
+            for block in _pool.map_blocks(_read_block, reader, spans, args.workers):
                 data[begin:begin + len(block)] = block
                 begin += len(block)
                 progress.advance(len(block))
