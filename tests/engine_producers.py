@@ -66,3 +66,15 @@ def collect(engine, batches):
         ids.append(arrays["ids"])
         noise.append(arrays["noise"])
     return np.concatenate(ids), np.concatenate(noise)
+
+
+class ClosingProducer(IdProducer):
+    """Writes ``closed-<pid>`` into ``directory`` when ``close()`` runs in a worker."""
+
+    def __init__(self, directory, delay_s=0.0):
+        super().__init__(delay_s=delay_s)
+        self.directory = str(directory)
+
+    def close(self):
+        with open(os.path.join(self.directory, f"closed-{os.getpid()}"), "w"):
+            pass

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from engine_producers import (
     ID_SPECS,
+    ClosingProducer,
     CountingGenerator,
     IdProducer,
     ModulesProducer,
@@ -235,6 +236,19 @@ def test_close_is_idempotent_and_stops_the_workers_within_two_seconds():
     assert time.monotonic() - started < 2.0
     with pytest.raises(RuntimeError, match="closed"):
         e.next_arrays()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_close_during_a_fill_still_runs_the_producers_close(method, tmp_path):
+    """The worker's reply then meets a closed pipe: it must return, not exit on the spot, so
+    that what ``close()`` releases (a LevelDB view directory, say) is released."""
+    e = engine(2, method, producer=ClosingProducer(tmp_path, delay_s=0.3))
+    pids = e.pids
+    collect(e, 1)
+    time.sleep(0.1)  # both workers are now filling the batches after it
+    e.close()
+    assert not leaks.wait_gone(pids, 2.0)
+    assert sorted(os.listdir(tmp_path)) == sorted(f"closed-{pid}" for pid in pids)
 
 
 def test_garbage_collection_stops_the_workers():

@@ -93,14 +93,19 @@ def keep_freed_memory() -> bool:
         bool(mallopt(_M_TRIM_THRESHOLD, 2 * KEEP_FREED_BYTES))
 
 
-def _send(conn, message) -> None:
+def _send(conn, message) -> bool:
+    """Send ``message``; False when the consumer has closed the pipe (stopped us, or died)."""
     try:
         conn.send(message)
-    except OSError:  # the consumer is gone; the watchdog ends us
-        os._exit(0)
+    except OSError:
+        return False
+    return True
 
 
 def _serve(conn, arena, producer) -> None:
+    """Fill batches until told to stop or the pipe closes, e.g. by the consumer's ``close()``
+    while a batch was being filled; then the producer's ``close()`` runs (a LevelDB view, say, is
+    removed)."""
     while True:
         try:
             message = conn.recv()
@@ -112,9 +117,11 @@ def _serve(conn, arena, producer) -> None:
         try:
             report = producer.fill(arena.slots[slot], task)
         except Exception as exc:
-            _send(conn, ("error", number, task.current_sample(), describe(exc)))
+            reply = ("error", number, task.current_sample(), describe(exc))
         else:
-            _send(conn, ("done", number, slot, report))
+            reply = ("done", number, slot, report)
+        if not _send(conn, reply):
+            return
 
 
 def run_worker(worker_id: int, workers: int, conn, arena, producer, consumer_pid: int) -> None:
