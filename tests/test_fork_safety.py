@@ -15,6 +15,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from db_data import converted
 from keras_style import write_images
 from layer_nets import data_net, forward
 from sample_datasets import (
@@ -87,9 +88,13 @@ def multi_input(tmp_path):
     return keys, ("data", "label", "feat")
 
 
+def db(tmp_path):  # encoded records: the workers decode with OpenCV
+    return {"source": converted(tmp_path, N, extra=("--encoded",))[0]}, ("data", "label")
+
+
 LAYERS = {"ImageListDataLayer": image_list, "HDF5DataLayer": hdf5, "NpyDataLayer": npy,
           "DatasetDataLayer": dataset, "MultiInputDataLayer": multi_input,
-          "SequenceDataLayer": sequence}
+          "SequenceDataLayer": sequence, "DBDataLayer": db}
 
 
 def param_str(keys: dict, **more) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from db_data import converted
 from layer_nets import data_net, setup_error
 from sample_datasets import write_h5_source, write_image_list, write_npy_samples
 
@@ -21,7 +22,12 @@ def npy(tmp_path) -> dict:
     return {"source": write_npy_samples(tmp_path, 4), "root_folder": tmp_path / "npy"}
 
 
-NORMALIZING = {"ImageListDataLayer": image_list, "HDF5DataLayer": hdf5, "NpyDataLayer": npy}
+def db(tmp_path) -> dict:
+    return {"source": converted(tmp_path, 2)[0]}
+
+
+NORMALIZING = {"ImageListDataLayer": image_list, "HDF5DataLayer": hdf5, "NpyDataLayer": npy,
+               "DBDataLayer": db}
 
 
 def param_str(keys: dict) -> str:
@@ -70,7 +76,8 @@ def test_npy_root_and_root_folder_together_is_an_error(tmp_path):
 
 @pytest.mark.parametrize(("layer", "key", "hint"), [
     ("HDF5DataLayer", "crop_size",
-     "crop_size: unknown key; that is a key of ImageListDataLayer and MultiInputDataLayer"),
+     "crop_size: unknown key; that is a key of ImageListDataLayer, DBDataLayer and "
+     "MultiInputDataLayer"),
     ("ImageListDataLayer", "tops",
      "tops: unknown key; that is a key of HDF5DataLayer, DatasetDataLayer and "
      "SequenceDataLayer"),
