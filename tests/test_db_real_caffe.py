@@ -184,7 +184,8 @@ def _embedded_python_path() -> list:
 @real_caffe.needs_binary
 def test_caffe_test_finds_the_two_layers_identical_inside_the_binary(tmp_path):
     """`caffe test` on a net with both layers and a Euclidean loss between them: exactly 0."""
-    env = real_caffe.binary_env(*_embedded_python_path(), GLOG_minloglevel="0")  # the scores
+    env = real_caffe.binary_env(*_embedded_python_path(), GLOG_minloglevel="0",  # the scores
+                                GLOG_logtostderr="1")  # and no log files in TMPDIR
     probe = subprocess.run(["/usr/bin/python3", "-c", "import lmdb"], env=env,
                            capture_output=True, timeout=60, check=False)
     if probe.returncode:
