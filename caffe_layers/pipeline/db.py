@@ -163,6 +163,15 @@ def _describe(database: Database, shape: tuple, encoded: bool, params: DBParams,
     return text
 
 
+def _block_runs(n: int, block: int) -> list:
+    """Blocks of ``block`` consecutive records, the last one shorter, as runs
+    ``(first record, block length, blocks)``."""
+    runs = [(0, block, n // block)] if n >= block else []
+    if n % block:
+        runs.append((n - n % block, n % block, 1))
+    return runs
+
+
 def build(params: DBParams, train: bool) -> Pipeline:
     """Index the database, read its first record, fix every shape; raise here, not in a worker."""
     database = Database.scan(params.source, params.backend)
@@ -186,8 +195,8 @@ def build(params: DBParams, train: bool) -> Pipeline:
     window = params.shuffle_window or min(max(params.batch_size, BLOCKS_PER_WINDOW * block),
                                           len(database))
     data = TopSpec("data", (params.batch_size,) + tuple(out_shape))
-    order = functools.partial(BlockShuffledOrder, len(database),
-                              np.arange(0, len(database), block), window)
+    order = functools.partial(BlockShuffledOrder.from_runs, len(database),
+                              _block_runs(len(database), block), window)
     return Pipeline(producer, label_layouts(data, params.batch_size, 1), len(database),
                     _describe(database, shape, encoded, params, block, window),
                     shuffled_order=order)

@@ -243,12 +243,15 @@ class SampleList:
         count = len(self)
         if not -count <= i < count:
             raise IndexError(f"sample {i} out of range for {count} samples of {self.source}")
-        i %= count
-        start = int(self.starts[i])
-        raw = self.text[start:start + int(self.lengths[i])]
+        raw = self.written_path(i % count)
         if os.sep == "/":
             raw = raw.replace(b"\\", b"/")
         return self.root_folder + os.fsdecode(raw)
+
+    def written_path(self, i: int) -> bytes:
+        """Sample ``i``'s path exactly as the list writes it (e.g. for Caffe's database keys)."""
+        start = int(self.starts[i])
+        return self.text[start:start + int(self.lengths[i])]
 
     def line(self, i: int) -> int:
         """The 1-based line number of sample ``i`` in the list file."""

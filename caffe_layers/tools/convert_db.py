@@ -55,7 +55,7 @@ class Converter:
         """``(key, value, shape)`` of the sample at ``position``; DataError if unreadable."""
         images = self.reader.images
         sample = int(self.order[position])
-        relative = images.path_bytes[images.offsets[sample]:images.offsets[sample + 1]]
+        relative = images.written_path(sample)
         key = b"%08d_" % position + relative
         image = self.reader.read(sample)
         label = int(images.labels[sample, 0])
