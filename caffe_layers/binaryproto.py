@@ -27,7 +27,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from caffe_layers.errors import DataError
-from caffe_layers.files import read_bytes
+from caffe_layers.files import read_bytes, write_atomically
 from caffe_layers.protowire import (
     BYTES,
     FIXED32,
@@ -163,16 +163,7 @@ def serialize_blobproto(array: np.ndarray) -> bytes:
 
 def write_blobproto(path: str, array: np.ndarray) -> None:
     """Write ``array`` as a ``.binaryproto`` mean file that Caffe reads (atomically replaced)."""
-    path = os.fspath(path)
-    payload = serialize_blobproto(array)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, serialize_blobproto(array))
 
 
 def _mean_from_npy(path: str, buf: bytes) -> np.ndarray:

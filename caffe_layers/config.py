@@ -258,11 +258,45 @@ def parse_yaml(param_str: str) -> dict:
     return raw
 
 
+_YAML_TAG_PREFIX = "tag:yaml.org,2002:"
+
+
+def _tag_refused(tag: str, path: Sequence[Any]) -> ConfigError:
+    """A tag (``!!python/...``, ``!local``): never constructed, whatever the safe loader knows.
+
+    ``path`` holds the indices of the nodes being composed; the first mapping key among them is
+    the param_str key the tag sits under.
+    """
+    import yaml
+
+    keys = [index.value for index in path if isinstance(index, yaml.ScalarNode)]
+    shown = "!!" + tag[len(_YAML_TAG_PREFIX):] if tag.startswith(_YAML_TAG_PREFIX) else tag
+    where = f"key '{keys[0]}' is tagged '{shown}'" if keys else f"got the tag '{shown}'"
+    return ConfigError(f"tags are not allowed in param_str ({where}); write the plain value "
+                       f"without the tag, e.g. param_str: \"{{source: train.txt, batch_size: "
+                       f"64}}\"")
+
+
 def _strict_loader() -> type:
-    """yaml.SafeLoader refusing a key given twice (PyYAML silently keeps the last one)."""
+    """yaml.SafeLoader refusing a key given twice (PyYAML silently keeps the last one) and any
+    explicit tag (PyYAML's own error for ``!!python/...`` names a constructor, not the fix)."""
     import yaml
 
     class StrictLoader(yaml.SafeLoader):
+        def compose_document(self):
+            self._path: list = []
+            return super().compose_document()
+
+        def compose_node(self, parent, index):
+            tag = getattr(self.peek_event(), "tag", None)
+            if tag not in (None, "!"):
+                raise _tag_refused(tag, self._path + [index])
+            self._path.append(index)
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._path.pop()
+
         def construct_mapping(self, node, deep=False):
             seen = set()
             for key_node, _ in node.value:

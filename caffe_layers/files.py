@@ -2,7 +2,8 @@
 
 A missing file, a directory and an unreadable file each get their message, naming the path as
 written and, for a relative one, the working directory it was resolved from (``caffe`` does not
-add the prototxt's directory).
+add the prototxt's directory). Files the package writes (mean files, clean lists) are written
+atomically: a reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -34,3 +35,16 @@ def read_bytes(path: str, what: str, *, error: type = DataError, prefix: str = "
 def read_source(path: str, what: str) -> bytes:
     """The bytes of the file the ``source`` key names (``what`` it is); ConfigError if not."""
     return read_bytes(path, f"the {what}", error=ConfigError, prefix="source: ")
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, then rename it in place."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

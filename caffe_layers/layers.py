@@ -84,6 +84,10 @@ class PrefetchDataLayer(caffe.Layer):
         self._engine = self._start(params, pipeline, train)
         print(f"caffe_layers: {name} ({'TRAIN' if train else 'TEST'}): {pipeline.description}; "
               f"{self._describe(params, train)}", flush=True)
+        warning = self._small_dataset(params.batch_size, pipeline)
+        if warning:
+            print(f"caffe_layers: {name} ({'TRAIN' if train else 'TEST'}): warning: {warning}",
+                  file=sys.stderr, flush=True)
 
     @printing_errors
     def reshape(self, bottom, top) -> None:
@@ -156,6 +160,21 @@ class PrefetchDataLayer(caffe.Layer):
         if train and params.start_iter:
             parts.append(f"resuming at iteration {params.start_iter}")
         return ", ".join(parts)
+
+    def _small_dataset(self, batch_size: int, pipeline: Pipeline) -> str:
+        """What a batch holds when it is larger than the samples it is cut from ("" if not)."""
+        if pipeline.samples is None:
+            return ""
+        rank, count = self._shard_of
+        length = len(range(rank, pipeline.samples, count))
+        if batch_size <= length:
+            return ""
+        unit = pipeline.unit
+        of = "the dataset" if count == 1 else \
+            f"shard {rank} of {count} ({pipeline.samples} in the dataset)"
+        return (f"batch_size {batch_size} is larger than the {length} {unit} of {of}: each batch "
+                f"of {batch_size} holds the {length} {unit} {batch_size / length:.1f} times; "
+                f"lower batch_size, or add {unit}")
 
     def _log(self, report: dict) -> None:
         """Print each skipped sample the first time; count every skip."""

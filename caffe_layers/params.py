@@ -67,6 +67,13 @@ def scale_option() -> Any:
     return option(FLOAT, 1.0, doc="multiplies (pixel - mean)", caffe="`transform_param.scale`")
 
 
+def on_error_option(raise_doc: str, caffe: str = "-") -> Any:
+    """``on_error: raise|skip``, the same policy for every source that reads files
+    (:mod:`caffe_layers.pipeline.skip`)."""
+    return option(choice("raise", "skip"), "raise", caffe=caffe,
+                  doc=f"{raise_doc}, or replace it by the next sample and log it")
+
+
 @dataclasses.dataclass(frozen=True)
 class PrefetchParams:
     """Keys every layer takes: batching, order, workers, sharding, resume."""
@@ -158,11 +165,8 @@ class ImageListParams(PrefetchParams):
     mean_file: str = mean_file_option("the resized size")
     mean_value: tuple = mean_value_option()
     scale: float = scale_option()
-    on_error: str = option(
-        choice("raise", "skip"), "raise",
-        doc="an unreadable image: raise naming list line and path, or replace it by the next "
-            "sample and log it",
-        caffe="none (an unreadable image aborts)")
+    on_error: str = on_error_option("an unreadable image: raise naming list line and path",
+                                    "none (an unreadable image aborts)")
     reduced_decode: bool = option(
         BOOL, False,
         doc="decode JPEGs at 1/2, 1/4 or 1/8 size when that still covers new_height x "
@@ -200,11 +204,8 @@ class DBParams(PrefetchParams):
     force_gray: bool = option(
         BOOL, False, doc="decode encoded records as 1-channel gray",
         caffe="`transform_param.force_gray`")
-    on_error: str = option(
-        choice("raise", "skip"), "raise",
-        doc="a record that cannot be read: raise naming its key, or replace it by the next "
-            "record and log it",
-        caffe="none (a bad record aborts)")
+    on_error: str = on_error_option("a record that cannot be read: raise naming its key",
+                                    "none (a bad record aborts)")
     shuffle_block: int = option(
         INT, None, minimum=1,
         doc="records shuffled as one block of consecutive keys (default: 16 MiB of records); "
@@ -281,6 +282,8 @@ class HDF5Params(PrefetchParams):
                                caffe="none (HDF5Data refuses transform_param)")
     scale: float = option(FLOAT, 1.0, doc="multiplies (first top - mean)",
                           caffe="none (HDF5Data refuses transform_param)")
+    on_error: str = on_error_option("rows that cannot be read (a corrupt chunk): raise naming "
+                                    "file and row", "none (a read error aborts)")
 
     def problems(self) -> List[Problem]:
         return (super().problems() + _top_problems(self.tops)
@@ -302,6 +305,8 @@ class NpyParams(PrefetchParams):
     mean_value: tuple = option(FLOATS, (), doc="one value or one per channel (the sample's "
                                                "axis 0)")
     scale: float = option(FLOAT, 1.0, doc="multiplies (sample - mean)")
+    on_error: str = on_error_option("a missing, unreadable or differently shaped file: raise "
+                                    "naming list line and path")
 
     def problems(self) -> List[Problem]:
         found = super().problems() + exclusive_problems(self.mean_file, self.mean_value)

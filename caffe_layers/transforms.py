@@ -87,6 +87,31 @@ def _mean_file(mean: np.ndarray) -> np.ndarray:
     return mean
 
 
+def mean_size_problem(mean_shape: Sequence[int], image_shape: Sequence[int],
+                      resized: bool) -> str:
+    """Why a mean file does not fit the images, and the compute-mean command that fixes it.
+
+    The usual cause is a mean computed at another size than the layer's images: without
+    ``--new-height``/``--new-width`` when the layer resizes, or with them when it does not.
+    """
+    mean_c, mean_h, mean_w = mean_shape
+    channels, height, width = image_shape
+    start = f"mean_file: the mean is {tuple(mean_shape)} but the images are {tuple(image_shape)}"
+    if mean_c != channels:
+        flag = " --gray" if channels == 1 else " without --gray"
+        return (f"{start} (C, H, W); the mean has {mean_c} channel(s): recompute it with "
+                f"caffe-layers-compute-mean{flag} (is_color: {str(channels == 3).lower()})")
+    if resized:
+        return (f"{start} (C, H, W) after the layer's resize to new_height x new_width = "
+                f"{height}x{width}; the mean was likely computed without --new-height "
+                f"{height} --new-width {width} (or at another size): recompute it with "
+                f"caffe-layers-compute-mean --new-height {height} --new-width {width}")
+    return (f"{start} (C, H, W) as stored (the layer does not resize: no new_height and "
+            f"new_width); the mean was likely computed with --new-height {mean_h} --new-width "
+            f"{mean_w}: recompute it without them, or set new_height: {mean_h} and new_width: "
+            f"{mean_w} in the layer")
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ImageTransform:
     """Caffe's ``transform_param`` for one phase: frozen, picklable, no state between images.
@@ -158,9 +183,12 @@ class ImageTransform:
         """The mean file's ``(C, H, W)``: every image must have it; None without a mean file."""
         return self._mean_array.shape if self._mean_is_file else None
 
-    def output_shape(self, channels: int, height: int, width: int) -> Tuple[int, int, int]:
+    def output_shape(self, channels: int, height: int, width: int,
+                     resized: bool = False) -> Tuple[int, int, int]:
         """``(C, H_out, W_out)`` of one transformed image of this size (after resize).
 
+        ``resized``: whether the layer resized the images to this size (``new_height`` and
+        ``new_width``), which tells the likely cause of a mean file of another size.
         Raises :class:`ConfigError` when the crop is larger than the image, the mean file's shape
         differs from the image's, or the number of mean values fits neither 1 nor ``channels``.
         """
@@ -170,9 +198,8 @@ class ImageTransform:
             problems.append(f"crop_size: must be <= the image size after resize (got {crop} > "
                             f"{height}x{width}); lower crop_size or raise new_height/new_width")
         if self._mean_is_file and self._mean_array.shape != (channels, height, width):
-            problems.append(f"mean_file: the mean is {self._mean_array.shape} but the images are "
-                            f"{(channels, height, width)} (C, H, W) after resize; compute the "
-                            f"mean at that size and is_color")
+            problems.append(mean_size_problem(self._mean_array.shape, (channels, height, width),
+                                              resized))
         if isinstance(self.mean, tuple) and len(self.mean) not in (1, channels):
             problems.append(f"mean_value: give 1 value or one per channel ({channels}), got "
                             f"{len(self.mean)}")

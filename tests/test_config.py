@@ -375,3 +375,37 @@ def test_a_key_given_twice_is_an_error():
 def test_one_line_yaml_without_braces_gets_the_braces_hint():
     with pytest.raises(ConfigError, match="one-line YAML needs braces around the whole mapping"):
         load("size: 1, ratio: 2")
+
+
+# --- YAML tags ------------------------------------------------------------------------------
+
+
+TAG_FIX = ("write the plain value without the tag, e.g. param_str: \"{source: train.txt, "
+           "batch_size: 64}\"")
+
+
+@pytest.mark.parametrize(("param_str", "where"), [
+    ("{size: !!python/object/apply:os.system [echo hi]}",
+     "key 'size' is tagged '!!python/object/apply:os.system'"),
+    ("{size: 1, mean: [1, !!python/name:os.system ]}",
+     "key 'mean' is tagged '!!python/name:os.system'"),
+    ("{size: 1, name: !!str 3}", "key 'name' is tagged '!!str'"),
+    ("{size: 1, name: !local x}", "key 'name' is tagged '!local'"),
+    ("!!python/object:collections.OrderedDict {size: 1}",
+     "got the tag '!!python/object:collections.OrderedDict'"),
+])
+def test_a_tag_is_refused_naming_the_key(param_str, where):
+    with pytest.raises(ConfigError) as info:
+        load(param_str)
+    assert str(info.value) == f"tags are not allowed in param_str ({where}); {TAG_FIX}"
+
+
+def test_a_python_tag_is_never_constructed(tmp_path):
+    marker = tmp_path / "ran"
+    with pytest.raises(ConfigError, match="^tags are not allowed in param_str"):
+        load(f"{{size: !!python/object/apply:os.system ['touch {marker}']}}")
+    assert not marker.exists()
+
+
+def test_anchors_and_aliases_are_not_tags():
+    assert load("{size: &n 3, limit: *n}").limit == 3

@@ -16,14 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from layer_nets import (
     assert_epochs_exactly_once,
-    assert_example_ran,
     data_net,
     forward,
     read,
-    run_example,
     setup_error,
 )
-from sample_datasets import id_rows, write_examples, write_h5_source, write_id_h5
+from sample_datasets import id_rows, write_h5_source, write_id_h5
 
 from caffe_layers.binaryproto import write_blobproto
 from caffe_layers.errors import ConfigError, DataError, WorkerError
@@ -434,14 +432,6 @@ def test_compressed_chunks_read_right(tmp_path):
     assert_epochs_exactly_once(check_rows(out), N, epochs=1)
 
 
-# --- the example in prototxt/ -------------------------------------------------------------------
-
-
-def test_the_example_runs(tmp_path):
-    write_examples(tmp_path)
-    assert_example_ran(run_example(tmp_path, "hdf5"))
-
-
 def test_phase_test_reads_without_shuffle(tmp_path):
     listing = source(tmp_path)
     with data_net(tmp_path, LAYER, params(listing, workers=0), phase=caffe.TEST) as net:
@@ -457,3 +447,69 @@ def test_bad_normalization(tmp_path, keys, message):
     error = setup_error(tmp_path, LAYER, params(source(tmp_path), **keys))
     assert isinstance(error, ConfigError)
     assert message in str(error)
+
+
+# --- on_error: rows that cannot be read ------------------------------------------------------
+
+
+def corrupt_chunk(path, dataset: str, chunk: int) -> None:
+    """Overwrite the stored bytes of one compressed chunk: reading its rows fails in h5py."""
+    with h5py.File(path, "r") as f:
+        info = f[dataset].id.get_chunk_info(chunk)
+    with open(path, "r+b") as f:
+        f.seek(info.byte_offset)
+        f.write(b"\0" * info.size)
+
+
+@pytest.fixture
+def corrupt_source(tmp_path):
+    """One file of 20 rows in gzip chunks of 4, the chunk of rows 8-11 of ``data`` corrupt."""
+    path = write_id_h5(tmp_path / "rows.h5", 0, 20, chunks=4, compression="gzip")
+    corrupt_chunk(path, "data", 2)
+    listing = tmp_path / "list.txt"
+    listing.write_text(path + "\n")
+    return str(listing), path
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_corrupt_chunk_raises_naming_file_and_rows(corrupt_source, tmp_path, workers):
+    listing, path = corrupt_source
+    with data_net(tmp_path, LAYER, params(listing, batch_size=4, workers=workers)) as net, \
+            pytest.raises(WorkerError if workers else DataError) as info:
+        forward(net, 3)
+    assert f"{path}: cannot read rows 8...11 of dataset 'data': " in str(info.value)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_on_error_skip_replaces_unreadable_rows_by_the_next(corrupt_source, tmp_path, capfd,
+                                                           workers):
+    listing, path = corrupt_source
+    keys = params(listing, batch_size=6, on_error="skip", workers=workers)
+    ids = check_rows(read(tmp_path, LAYER, keys, 10))  # three epochs
+    epoch = list(range(8)) + [12] * 4 + list(range(12, 20))  # rows 8-11 -> 12, data and label
+    assert ids.tolist() == epoch * 3
+    err = capfd.readouterr().err
+    for row in range(8, 12):
+        assert (f"caffe_layers: {LAYER} skipped sample {row}: {path}: cannot read rows "
+                f"{row}...{row} of dataset 'data': ") in err
+
+
+def test_on_error_skip_at_setup_too(tmp_path):
+    path = write_id_h5(tmp_path / "rows.h5", 0, 12, chunks=4, compression="gzip")
+    corrupt_chunk(path, "data", 0)
+    listing = tmp_path / "list.txt"
+    listing.write_text(path + "\n")
+    assert isinstance(setup_error(tmp_path, LAYER, params(str(listing))), DataError)
+    ids = check_rows(read(tmp_path, LAYER, params(str(listing), batch_size=12, on_error="skip",
+                                                  workers=0), 1))
+    assert ids.tolist() == [4] * 4 + list(range(4, 12))
+
+
+def test_a_batch_larger_than_the_rows_warns(tmp_path, capfd):
+    listing = source(tmp_path)
+    with data_net(tmp_path, LAYER, params(listing, batch_size=150, workers=0)):
+        pass
+    assert capfd.readouterr().err == (
+        f"caffe_layers: {LAYER} (TRAIN): warning: batch_size 150 is larger than the 100 rows of "
+        f"the dataset: each batch of 150 holds the 100 rows 1.5 times; lower batch_size, or add "
+        f"rows\n")

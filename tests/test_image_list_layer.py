@@ -523,12 +523,23 @@ def setup_error(tmp_path, params: dict) -> str:
     return str(info.value)
 
 
-def test_a_mean_file_of_the_wrong_size(tmp_path):
+def test_a_mean_file_of_the_wrong_size_names_the_likely_cause(tmp_path):
+    """Without a resize in the layer the mean was likely computed with one, and vice versa."""
     dataset = write_dataset(tmp_path, 2, (8, 10))
     mean_file = write_mean(tmp_path / "mean.binaryproto", random_mean(3, 4, 4))
-    message = setup_error(tmp_path, base(dataset, mean_file=mean_file))
-    assert "mean_file: the mean is (3, 4, 4) but the images are (3, 8, 10) (C, H, W) after " \
-           "resize" in message
+    assert setup_error(tmp_path, base(dataset, mean_file=mean_file)) == (
+        "mean_file: the mean is (3, 4, 4) but the images are (3, 8, 10) (C, H, W) as stored "
+        "(the layer does not resize: no new_height and new_width); the mean was likely computed "
+        "with --new-height 4 --new-width 4: recompute it without them, or set new_height: 4 and "
+        "new_width: 4 in the layer")
+    resized = base(dataset, mean_file=write_mean(tmp_path / "stored.binaryproto",
+                                                 random_mean(3, 8, 10)),
+                   new_height=6, new_width=6)
+    assert setup_error(tmp_path, resized) == (
+        "mean_file: the mean is (3, 8, 10) but the images are (3, 6, 6) (C, H, W) after the "
+        "layer's resize to new_height x new_width = 6x6; the mean was likely computed without "
+        "--new-height 6 --new-width 6 (or at another size): recompute it with "
+        "caffe-layers-compute-mean --new-height 6 --new-width 6")
 
 
 def test_mean_file_and_mean_value_together(tmp_path):
@@ -651,3 +662,75 @@ def test_demo_data_mean_is_the_training_images_mean(tmp_path):
 def test_write_image_round_trips(tmp_path):
     image = np.arange(24, dtype=np.uint8).reshape(2, 4, 3)
     assert np.array_equal(cv2.imread(str(write_image(tmp_path / "a.png", image))), image)
+
+
+# --- messages that name the fix --------------------------------------------------------------
+
+
+def test_a_root_folder_without_its_slash_says_so(tmp_path):
+    """``root_folder: my_photos`` makes 'my_photosdog/img.png': the error names the fix."""
+    dataset = write_dataset(tmp_path, 2, (3, 4), root_folder=str(tmp_path))
+    root = str(tmp_path)
+    with pytest.raises(DataError) as info, data_net(tmp_path, base(dataset, root_folder=root)):
+        pass
+    assert str(info.value) == (
+        f"{dataset.list_path}:1: image '{root}images/img_000.png' does not exist; root_folder "
+        f"is '{root}' without a trailing '/', and '{root}/images/img_000.png' exists: end "
+        f"root_folder with '/' (the list's paths are appended to it as written, as in Caffe)")
+
+
+def test_a_missing_image_says_what_root_folder_is(tmp_path):
+    dataset = write_dataset(tmp_path, 2, (3, 4), root_folder=str(tmp_path))
+    dataset.files[0].unlink()
+    with pytest.raises(DataError) as info, \
+            data_net(tmp_path, base(dataset, root_folder=f"{tmp_path}/")):
+        pass
+    assert str(info.value) == (
+        f"{dataset.list_path}:1: image '{tmp_path}/images/img_000.png' does not exist; the "
+        f"list's paths are appended to root_folder (now '{tmp_path}/')")
+
+
+def test_a_yaml_tag_in_param_str(tmp_path):
+    dataset = write_dataset(tmp_path, 2, (3, 4))
+    param_str = f"{{source: {dataset.list_path}, batch_size: !!python/object/apply:int [4]}}"
+    (tmp_path / "net.prototxt").write_text(
+        f'layer {{ name: "data" type: "Python" top: "data" top: "label" python_param {{ '
+        f'module: "caffe_layers.layers" layer: "{LAYER}" param_str: "{param_str}" }} }}\n')
+    with pytest.raises(ConfigError) as info:
+        caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+    close_all()
+    assert str(info.value) == (
+        "tags are not allowed in param_str (key 'batch_size' is tagged "
+        "'!!python/object/apply:int'); write the plain value without the tag, e.g. param_str: "
+        "\"{source: train.txt, batch_size: 64}\"")
+
+
+# --- a batch larger than the dataset -----------------------------------------------------------
+
+
+def test_a_batch_larger_than_the_dataset_warns_at_setup(tmp_path, capfd):
+    dataset = write_dataset(tmp_path, 3, (3, 4))
+    with data_net(tmp_path, base(dataset, batch_size=16)) as net:
+        net.forward()
+        assert net.blobs["label"].data.tolist() == [0, 1, 2] * 5 + [0]
+    assert capfd.readouterr().err == (
+        f"caffe_layers: {LAYER} (TEST): warning: batch_size 16 is larger than the 3 images of "
+        f"the dataset: each batch of 16 holds the 3 images 5.3 times; lower batch_size, or add "
+        f"images\n")
+
+
+def test_a_batch_larger_than_the_shard_warns_naming_it(tmp_path, capfd):
+    dataset = write_dataset(tmp_path, 5, (3, 4))
+    with data_net(tmp_path, base(dataset, batch_size=4, shard_rank=0, shard_count=2)):
+        pass
+    assert capfd.readouterr().err == (
+        f"caffe_layers: {LAYER} (TEST): warning: batch_size 4 is larger than the 3 images of "
+        f"shard 0 of 2 (5 in the dataset): each batch of 4 holds the 3 images 1.3 times; lower "
+        f"batch_size, or add images\n")
+
+
+def test_no_warning_when_the_batch_fits(tmp_path, capfd):
+    dataset = write_dataset(tmp_path, 4, (3, 4))
+    with data_net(tmp_path, base(dataset, batch_size=4)):
+        pass
+    assert "warning" not in capfd.readouterr().err

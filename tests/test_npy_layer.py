@@ -11,14 +11,12 @@ import numpy as np
 import pytest
 from layer_nets import (
     assert_epochs_exactly_once,
-    assert_example_ran,
     data_net,
     forward,
     read,
-    run_example,
     setup_error,
 )
-from sample_datasets import write_examples, write_npy_samples
+from sample_datasets import write_npy_samples
 
 from caffe_layers.errors import ConfigError, DataError, WorkerError
 
@@ -137,21 +135,97 @@ def test_ids_without_root_are_relative_to_the_working_directory(tmp_path, monkey
 
 @pytest.mark.parametrize(("bad", "message"), [
     (np.zeros((2, 3), np.float64), "holds a float64 array of shape (2, 3), but every sample must "
-                                   "be float32 (2, 3) like the first one"),
+                                   "be float32 (2, 3) like the first one; fix or remove this "
+                                   "sample"),
     (np.zeros((3, 2), np.float32), "holds a float32 array of shape (3, 2), but every sample must "
-                                   "be float32 (2, 3)"),
-    (np.zeros((2, 3), ">f4"), "holds a float32 ('>f4') array"),
+                                   "be float32 (2, 3) like the first one; fix or remove this "
+                                   "sample"),
+    (np.zeros((2, 3), ">f4"), "holds a float32 ('>f4') array of shape (2, 3), but every sample "
+                              "must be float32 (2, 3) like the first one; fix or remove this "
+                              "sample"),
 ])
-@pytest.mark.parametrize("workers", [0, 1])
-def test_a_sample_unlike_the_first_fails_naming_it(tmp_path, bad, message, workers):
+def test_a_sample_unlike_the_first_fails_at_setup_naming_it(tmp_path, bad, message):
+    """Every file's header is read at setup: the bad sample is found before training."""
     listing = samples(tmp_path, 10)
     np.save(tmp_path / "npy" / "s7.npy", bad)
-    expected = WorkerError if workers else DataError
-    with data_net(tmp_path, LAYER, params(listing, tmp_path / "npy", workers=workers)) as net, \
-            pytest.raises(expected) as info:
-        forward(net, 3)  # sample 7 is in batch 1 (a worker may fail before batch 0 is used)
-    text = str(info.value)
-    assert f"{listing}:8: '{tmp_path / 'npy' / 's7.npy'}' {message}" in text
+    error = setup_error(tmp_path, LAYER, params(listing, tmp_path / "npy"))
+    assert isinstance(error, DataError)
+    assert str(error) == (f"{listing}: 1 of 10 .npy samples cannot be used (on_error: skip would "
+                          f"skip them):\n  {listing}:8: '{tmp_path / 'npy' / 's7.npy'}' "
+                          f"{message}")
+
+
+def write_bad_samples(tmp_path) -> dict:
+    """Samples 2 (missing), 4 (truncated), 5 (another shape), 8 (pickled objects) and 9 (an
+    .npz) of 12: each bad in its own way; ``{index: what setup says}``."""
+    npy = tmp_path / "npy"
+    (npy / "s2.npy").unlink()
+    whole = (npy / "s4.npy").read_bytes()
+    (npy / "s4.npy").write_bytes(whole[:-4])
+    np.save(npy / "s5.npy", np.zeros((3, 3), np.float32))
+    np.save(npy / "s8.npy", np.array([{}], dtype=object), allow_pickle=True)
+    with open(npy / "s9.npy", "wb") as f:
+        np.savez(f, a=np.zeros(2))
+    return {2: "does not exist", 4: f"is truncated: {len(whole) - 4} bytes, but its header "
+                                    f"announces {len(whole)}",
+            5: "holds a float32 array of shape (3, 3)",
+            8: "is not a readable .npy array (it holds Python objects",
+            9: "is an .npz archive; store one array per .npy file"}
+
+
+def test_every_bad_file_is_listed_at_setup(tmp_path):
+    listing = samples(tmp_path, 12)
+    bad = write_bad_samples(tmp_path)
+    error = setup_error(tmp_path, LAYER, params(listing, tmp_path / "npy"))
+    lines = str(error).splitlines()
+    assert lines[0] == (f"{listing}: 5 of 12 .npy samples cannot be used (on_error: skip would "
+                        f"skip them):")
+    for line, (index, message) in zip(lines[1:], sorted(bad.items())):
+        assert line.startswith(f"  {listing}:{index + 1}: '{tmp_path / 'npy' / f's{index}.npy'}'")
+        assert message in line
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_on_error_skip_replaces_bad_samples_by_the_next(tmp_path, capfd, workers):
+    listing = samples(tmp_path, 12)
+    bad = write_bad_samples(tmp_path)
+    keys = params(listing, tmp_path / "npy", batch_size=6, on_error="skip", workers=workers)
+    with data_net(tmp_path, LAYER, keys) as net:
+        setup_err = capfd.readouterr().err
+        ids = ids_of(forward(net, 4))
+    assert setup_err.startswith("caffe_layers: NpyDataLayer: on_error: skip: 5 of 12 .npy "
+                                "samples will be skipped:\n")
+    good_after = [0, 1, 3, 3, 6, 6, 6, 7, 10, 10, 10, 11]  # 2->3, 4->5->6, 8->9->10
+    assert ids.tolist() == good_after * 2
+    err = capfd.readouterr().err
+    for index in bad:
+        assert f"caffe_layers: {LAYER} skipped sample {index}: {listing}:{index + 1}:" in err
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_sample_changed_after_setup_fails_when_read(tmp_path, workers):
+    """The header check does not replace the check of every array as it is read."""
+    listing = samples(tmp_path, 10)
+    with data_net(tmp_path, LAYER, params(listing, tmp_path / "npy", workers=workers)) as net:
+        np.save(tmp_path / "npy" / "s7.npy", np.zeros((3, 2), np.float32))
+        expected = WorkerError if workers else DataError
+        with pytest.raises(expected) as info:
+            forward(net, 3)  # sample 7 is in batch 1 (a worker may fail before batch 0 is used)
+    assert (f"{listing}:8: '{tmp_path / 'npy' / 's7.npy'}' holds a float32 array of shape "
+            f"(3, 2), but every sample must be float32 (2, 3)") in str(info.value)
+
+
+def test_above_the_limit_headers_are_checked_when_read(tmp_path, monkeypatch, capfd):
+    from caffe_layers.pipeline import npy
+
+    monkeypatch.setattr(npy, "HEADER_CHECK_LIMIT", 5)
+    listing = samples(tmp_path, 10)
+    np.save(tmp_path / "npy" / "s7.npy", np.zeros((3, 2), np.float32))
+    with data_net(tmp_path, LAYER, params(listing, tmp_path / "npy", workers=0)) as net:
+        assert ("listed in " + str(listing) + ", headers not checked at setup (10 files > 5); "
+                "each is checked when read;") in capfd.readouterr().out
+        with pytest.raises(DataError, match=r":8: .* holds a float32 array of shape \(3, 2\)"):
+            forward(net, 2)
 
 
 def test_a_pickled_object_array_is_refused(tmp_path):
@@ -212,7 +286,3 @@ def test_missing_list(tmp_path):
     assert isinstance(error, ConfigError)
     assert "does not exist" in str(error)
 
-
-def test_the_example_runs(tmp_path):
-    write_examples(tmp_path)
-    assert_example_ran(run_example(tmp_path, "npy"))

@@ -423,3 +423,12 @@ def test_resize_zero_and_same_size_return_the_image():
 def test_resize_refuses_mixed_zero():
     with pytest.raises(ConfigError, match="set both"):
         resize(np.zeros((4, 4, 3), np.uint8), 0, 4)
+
+
+def test_a_mean_with_other_channels_names_the_gray_flag():
+    transform = ImageTransform(mean=np.zeros((3, 4, 4), np.float32))
+    with pytest.raises(ConfigError) as info:
+        transform.output_shape(1, 4, 4, resized=True)
+    assert str(info.value) == (
+        "mean_file: the mean is (3, 4, 4) but the images are (1, 4, 4) (C, H, W); the mean has "
+        "3 channel(s): recompute it with caffe-layers-compute-mean --gray (is_color: false)")

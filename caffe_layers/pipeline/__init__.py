@@ -36,6 +36,7 @@ class Pipeline:
     seed (e.g. HDF5's chunk-aware :class:`~caffe_layers.sampling.BlockShuffledOrder`) instead
     of a uniform permutation. ``whole_batches``: each of the ``samples`` indices is a whole
     batch (a keras Sequence's ``__getitem__(idx)``), handed out by an IndexedBatchPlan.
+    ``unit`` names the samples in messages (``images``, ``rows``).
     """
 
     producer: Producer
@@ -44,6 +45,7 @@ class Pipeline:
     description: str
     shuffled_order: Callable[[int], Order] | None = None
     whole_batches: bool = False
+    unit: str = "samples"
 
     def specs_for(self, tops: int, layer: str) -> Tuple[TopSpec, ...]:
         """The arrays for ``tops`` tops; ConfigError naming the accepted counts otherwise."""

@@ -8,6 +8,9 @@ plus bounded chunk caches, whatever the size of the files.
 With ``shuffle: true`` the order is :class:`~caffe_layers.sampling.BlockShuffledOrder` over the
 files' chunks: blocks of ``shuffle_block`` rows (default: the chunk length of each file's widest
 dataset) in random order, then a shuffle within windows of ``shuffle_window`` rows.
+
+``on_error: skip`` (:mod:`caffe_layers.pipeline.skip`): when a batch read fails (a corrupt
+compressed chunk), its rows are read one by one and each unreadable one is replaced by the next.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import functools
 
 import numpy as np
 
+from caffe_layers.errors import DataError
 from caffe_layers.params import HDF5Params
 from caffe_layers.pipeline import Pipeline
+from caffe_layers.pipeline.skip import first_loadable, load_or_skip
 from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.sampling import BlockShuffledOrder
 from caffe_layers.sources.arrays import Normalizer
@@ -29,10 +34,12 @@ BLOCKS_PER_WINDOW = 4
 class HDF5Producer(Producer):
     """Fills every top's rows from the HDF5 files; handles are opened in the filling process."""
 
-    def __init__(self, files: HDF5Files, normalizer: Normalizer, window: int = 0) -> None:
+    def __init__(self, files: HDF5Files, normalizer: Normalizer, window: int = 0,
+                 skip: bool = False) -> None:
         self.files = files
         self.normalizer = normalizer
         self.window = window
+        self.skip_errors = skip
         self._reader: HDF5Reader | None = None
 
     def __getstate__(self) -> dict:
@@ -43,16 +50,29 @@ class HDF5Producer(Producer):
     def open(self, worker_id: int, workers: int) -> None:
         self._reader = HDF5Reader(self.files, self.window)
 
-    def fill(self, out: dict, task) -> None:
-        self.read(task.indices, out)
+    def fill(self, out: dict, task) -> object:
+        return self.read(task.indices, out)
 
-    def read(self, indices: np.ndarray, out: dict) -> None:
-        """Samples ``indices`` into ``out`` (``{top: float32 batch}``), normalising the first top.
-        """
-        self._reader.read(indices, out)
+    def read(self, indices: np.ndarray, out: dict) -> object:
+        """Samples ``indices`` into ``out`` (``{top: float32 batch}``), normalising the first top;
+        with ``on_error: skip`` a row that cannot be read is replaced by the next one."""
+        skipped: list = []
+        try:
+            self._reader.read(indices, out)
+        except DataError:
+            if not self.skip_errors:
+                raise
+            for row, index in enumerate(indices):  # find the bad rows one by one
+                rows = {top: array[row:row + 1] for top, array in out.items()}
+                load_or_skip(functools.partial(self._read_row, out=rows), int(index),
+                             len(self.files), True, skipped, "rows", self.files.where)
         first = self.files.tops[0]
         if self.normalizer.active and first in out:
             self.normalizer.apply(out[first])
+        return {"skipped": skipped} if skipped else None
+
+    def _read_row(self, index: int, out: dict) -> None:
+        self._reader.read(np.array([index], np.int64), out)
 
     def undo_normalization(self, data: np.ndarray, task) -> np.ndarray:
         """The first top of ``task``'s batch with mean and scale undone (float64)."""
@@ -69,12 +89,14 @@ def _window(params: HDF5Params, block: int) -> int:
 
 
 def _check_first_sample(producer: HDF5Producer) -> None:
-    """Read and normalise sample 0 here, so that an unreadable file fails in setup."""
+    """Read the first sample (with ``on_error: skip``, the first readable one) here, so that an
+    unreadable file fails in setup."""
     files = producer.files
     out = {top: np.empty((1,) + files.row_shape(top), np.float32) for top in files.tops}
     producer.open(0, 1)
     try:
-        producer.read(np.zeros(1, np.int64), out)
+        first_loadable(functools.partial(producer._read_row, out=out), len(files),
+                       producer.skip_errors, "rows", files.source)
     finally:
         producer.close()
 
@@ -87,7 +109,8 @@ def build(params: HDF5Params, train: bool) -> Pipeline:
                                         files.row_shape(first), first)
     runs, block = files.block_runs(params.shuffle_block)
     window = _window(params, block)
-    producer = HDF5Producer(files, normalizer, window if params.shuffle else 0)
+    producer = HDF5Producer(files, normalizer, window if params.shuffle else 0,
+                            params.on_error == "skip")
     _check_first_sample(producer)
     specs = tuple(TopSpec(top, (params.batch_size,) + files.row_shape(top))
                   for top in params.tops)
@@ -98,4 +121,4 @@ def build(params: HDF5Params, train: bool) -> Pipeline:
         description += f", {first}: {normalizer.describe()}"
     order = functools.partial(BlockShuffledOrder.from_runs, len(files), runs, window)
     return Pipeline(producer, {len(specs): specs}, len(files), description,
-                    shuffled_order=order)
+                    shuffled_order=order, unit="rows")

@@ -10,20 +10,22 @@ next, ...), deterministically, and reports it with the batch: never a silent zer
 
 from __future__ import annotations
 
+import functools
 from typing import List
 
 import numpy as np
 
-from caffe_layers.errors import DataError
 from caffe_layers.params import ImageListParams
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.pipeline.labels import label_layouts, write_labels
-from caffe_layers.pipeline.skip import MAX_SKIPS_IN_A_ROW, load_or_skip
+from caffe_layers.pipeline.skip import first_loadable, load_or_skip
 from caffe_layers.prefetch import Producer, TopSpec
 from caffe_layers.prefetch.forksafe import one_thread_per_worker
-from caffe_layers.sources.image_list import SampleList
-from caffe_layers.sources.images import check_size, read_image
+from caffe_layers.sources.image_list import SampleList, read_listed_image
+from caffe_layers.sources.images import check_size
 from caffe_layers.transforms import Crop, ImageTransform, resize
+
+ROOT_FOLDER_HINT = "is root_folder right?"
 
 
 class ImageListProducer(Producer):
@@ -52,10 +54,10 @@ class ImageListProducer(Producer):
 
     def load(self, index: int, rng: np.random.Generator, out: np.ndarray) -> None:
         """Decode, resize, check, crop/mirror and normalise sample ``index`` into ``out``."""
-        path, where = self.images.path(index), self.images.where(index)
         min_hw = self.new_hw if self.reduce > 1 else None
-        image = resize(read_image(path, self.is_color, self.reduce, where, min_hw), *self.new_hw)
-        check_size(image, self.image_hw, path, where)
+        image = resize(read_listed_image(self.images, index, self.is_color, self.reduce, min_hw),
+                       *self.new_hw)
+        check_size(image, self.image_hw, self.images.path(index), self.images.where(index))
         h_off, w_off, mirror = self.transform.decide(rng, *self.image_hw)
         self.transform.apply(image, h_off, w_off, mirror, out)
 
@@ -71,28 +73,21 @@ class ImageListProducer(Producer):
 
     def _load(self, index: int, rng, out: np.ndarray, skipped: list) -> int:
         """Load ``index``, or with on_error: skip the next loadable sample; the index used."""
-        used, _ = load_or_skip(lambda i: self.load(i, rng, out), index, len(self.images),
-                               self.skip_errors, skipped, "images",
-                               lambda i: f"{self.images.where(i)}; is root_folder right?")
+        used, _ = load_or_skip(functools.partial(self.load, rng=rng, out=out), index,
+                               len(self.images), self.skip_errors, skipped, "images",
+                               lambda i: f"{self.images.where(i)}; {ROOT_FOLDER_HINT}")
         return used
 
 
 def _first_image(images: SampleList, params: ImageListParams) -> tuple:
     """``(index, image)`` of the image that fixes the shapes: the first one, or with
     ``on_error: skip`` the first readable one (a bad first line is skipped like any other)."""
-    tries = min(len(images), MAX_SKIPS_IN_A_ROW + 1) if params.on_error == "skip" else 1
-    first_error = None
-    for index in range(tries):
-        try:
-            image = read_image(images.path(index), params.is_color, where=images.where(index))
-            return index, resize(image, params.new_height, params.new_width)
-        except DataError as exc:
-            if tries == 1:
-                raise
-            first_error = first_error or exc
-    raise DataError(f"on_error: skip gave up: none of the first {tries} images of "
-                    f"{images.source} can be read (the first: {first_error}); is root_folder "
-                    f"right?")
+    def read(index: int) -> np.ndarray:
+        image = read_listed_image(images, index, params.is_color)
+        return resize(image, params.new_height, params.new_width)
+
+    return first_loadable(read, len(images), params.on_error == "skip", "images", images.source,
+                          ROOT_FOLDER_HINT)
 
 
 def build(params: ImageListParams, train: bool) -> Pipeline:
@@ -103,9 +98,10 @@ def build(params: ImageListParams, train: bool) -> Pipeline:
     transform = ImageTransform.from_params(
         params.crop_size, params.mirror, params.mean_file, params.mean_value, params.scale,
         train=train, channels=channels)
-    shape = transform.output_shape(channels, *first.shape[:2])
+    shape = transform.output_shape(channels, *first.shape[:2], resized=bool(params.new_height))
     producer = ImageListProducer(images, transform, params, first.shape[:2])
     producer.load(first_index, np.random.default_rng(0), np.empty(shape, np.float32))
     data = TopSpec("data", (params.batch_size,) + tuple(shape))
     return Pipeline(producer, label_layouts(data, params.batch_size, params.label_columns),
-                    len(images), f"{len(images)} images from {params.source}")
+                    len(images), f"{len(images)} images from {params.source}",
+                    unit="images")

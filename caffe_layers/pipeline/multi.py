@@ -222,4 +222,5 @@ def build(params: MultiInputParams, train: bool) -> Pipeline:
     described = ", ".join(f"{a.item.top} from {a.item.hdf5}:{a.dataset} (match {a.item.match})"
                           for a in attachments)
     return Pipeline(MultiInputProducer(primary.producer, attachments), layouts,
-                    primary.samples, f"{primary.description}; attached {described}")
+                    primary.samples, f"{primary.description}; attached {described}",
+                    unit=primary.unit)

@@ -36,6 +36,7 @@ import numpy as np
 from caffe_layers.config import FLOAT32_MAX
 from caffe_layers.errors import MAX_REPORTED, ConfigError, DataError, first_few
 from caffe_layers.files import read_source
+from caffe_layers.sources.images import read_image
 from caffe_layers.sources.list_lines import Lines, scan
 
 _NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -119,11 +120,25 @@ def _token_labels(text: bytes, lines: Lines) -> tuple:
     return values.reshape(count, columns).astype(np.float32), valid
 
 
+@dataclasses.dataclass(frozen=True)
+class BadLine:
+    """A malformed line of a list file: its 1-based ``number``, its ``text`` and the ``message``
+    (``list:line: what is wrong, got '...'``)."""
+
+    number: int
+    text: str
+    message: str
+
+
 class _Samples:
     """The samples found so far, in arrays allocated once for every line of the text (chunks'
-    arrays concatenated at the end would leave as much freed memory behind in the heap)."""
+    arrays concatenated at the end would leave as much freed memory behind in the heap).
 
-    def __init__(self, text: bytes, label_columns: int) -> None:
+    ``lenient`` (for a tool that reports every problem): every bad line is kept as a
+    :class:`BadLine` and the good lines are still collected.
+    """
+
+    def __init__(self, text: bytes, label_columns: int, lenient: bool = False) -> None:
         lines = text.count(b"\n") + 1
         self.starts = np.empty(lines, np.int64)
         self.lengths = np.empty(lines, np.uint16)
@@ -132,6 +147,8 @@ class _Samples:
         self.gaps: List[Tuple[int, int]] = []  # (first sample, lines skipped before it)
         self.problems: List[str] = []
         self.bad = 0
+        self.lenient = lenient
+        self.bad_lines: List[BadLine] = []
 
     def add(self, starts: np.ndarray, lengths: np.ndarray, labels: np.ndarray,
             numbers: np.ndarray) -> None:
@@ -180,14 +197,8 @@ class SampleList:
     def parse(cls, text: bytes, source: str = "<list>", root_folder: str = "",
               label_columns: int = 1) -> SampleList:
         """Parse the bytes of a list file; ``source`` names it in error messages."""
-        if isinstance(label_columns, bool) or not isinstance(label_columns, int) \
-                or label_columns < 0:
-            raise ConfigError(f"label_columns: must be an integer >= 0 (got {label_columns!r})")
         text = bytes(text)
-        first = len(codecs.BOM_UTF8) if text.startswith(codecs.BOM_UTF8) else 0
-        samples = _Samples(text, label_columns)
-        for lines in scan(text, first, label_columns):
-            cls._collect(text, lines, label_columns, source, samples)
+        samples = cls._scan(text, source, label_columns, lenient=False)
         cls._raise(source, samples.problems, samples.bad)
         if not samples.count:
             raise DataError(f"{source}: the image list has no samples (the file is empty or has "
@@ -196,12 +207,42 @@ class SampleList:
         return cls(source, root_folder, text, starts, lengths, labels, gaps)
 
     @classmethod
+    def read_lenient(cls, path: str, root_folder: str = "", label_columns: int = 1
+                     ) -> Tuple[SampleList | None, List[BadLine]]:
+        """The samples of the good lines (None if there is none) and every malformed line, for
+        a tool that reports them all instead of stopping at the first."""
+        path = os.fspath(path)
+        text = read_source(path, "image list")
+        samples = cls._scan(text, path, label_columns, lenient=True)
+        if not samples.count:
+            return None, samples.bad_lines
+        starts, lengths, labels, gaps = samples.arrays()
+        return cls(path, root_folder, text, starts, lengths, labels, gaps), samples.bad_lines
+
+    @classmethod
+    def _scan(cls, text: bytes, source: str, label_columns: int, lenient: bool) -> _Samples:
+        if isinstance(label_columns, bool) or not isinstance(label_columns, int) \
+                or label_columns < 0:
+            raise ConfigError(f"label_columns: must be an integer >= 0 (got {label_columns!r})")
+        first = len(codecs.BOM_UTF8) if text.startswith(codecs.BOM_UTF8) else 0
+        samples = _Samples(text, label_columns, lenient)
+        for lines in scan(text, first, label_columns):
+            cls._collect(text, lines, label_columns, source, samples)
+        return samples
+
+    @classmethod
     def _collect(cls, text: bytes, lines: Lines, label_columns: int, source: str,
                  samples: _Samples) -> None:
         labels, valid = _token_labels(text, lines)
         lengths = lines.path_ends - lines.starts
         too_long = valid & (lengths > _MAX_PATH_BYTES)
         valid &= ~too_long
+        if samples.lenient:
+            for i in np.flatnonzero(~valid).tolist():
+                samples.bad_lines.append(cls._bad_line(text, lines, i, label_columns, source,
+                                                       bool(too_long[i])))
+            samples.add(lines.starts[valid], lengths[valid], labels[valid], lines.numbers[valid])
+            return
         for i in np.flatnonzero(~valid)[:max(0, MAX_REPORTED - len(samples.problems))]:
             line = text[lines.starts[i]:lines.ends[i]]
             samples.problems.append(cls._problem(source, int(lines.numbers[i]), line,
@@ -209,6 +250,13 @@ class SampleList:
         samples.bad += int((~valid).sum())
         if not samples.bad:  # once a line is bad, only the problems are still wanted
             samples.add(lines.starts[valid], lengths[valid], labels[valid], lines.numbers[valid])
+
+    @classmethod
+    def _bad_line(cls, text: bytes, lines: Lines, i: int, label_columns: int, source: str,
+                  too_long: bool) -> BadLine:
+        line, number = text[lines.starts[i]:lines.ends[i]], int(lines.numbers[i])
+        return BadLine(number, line.decode("utf-8", "replace"),
+                       cls._problem(source, number, line, label_columns, too_long))
 
     @staticmethod
     def _problem(source: str, number: int, line: bytes, label_columns: int,
@@ -238,15 +286,36 @@ class SampleList:
         return (f"SampleList(source={self.source!r}, root_folder={self.root_folder!r}, "
                 f"samples={len(self)}, label_columns={self.labels.shape[1]})")
 
-    def path(self, i: int) -> str:
-        """Sample ``i``'s path, ``root_folder`` prepended as Caffe does (no separator added)."""
+    def listed(self, i: int) -> str:
+        """Sample ``i``'s path as the list writes it (without ``root_folder``; backslashes
+        turned into ``/`` on POSIX)."""
         count = len(self)
         if not -count <= i < count:
             raise IndexError(f"sample {i} out of range for {count} samples of {self.source}")
         raw = self.written_path(i % count)
         if os.sep == "/":
             raw = raw.replace(b"\\", b"/")
-        return self.root_folder + os.fsdecode(raw)
+        return os.fsdecode(raw)
+
+    def path(self, i: int) -> str:
+        """Sample ``i``'s path, ``root_folder`` prepended as Caffe does (no separator added)."""
+        return self.root_folder + self.listed(i)
+
+    def missing_hint(self, i: int, key: str = "root_folder") -> str:
+        """What to fix when sample ``i``'s file does not exist ("" when it does): a
+        ``root_folder`` (named ``key``, e.g. ``--root-folder`` in a tool) missing its trailing
+        '/' when the file is there with one, else what the list's paths are appended to (unless
+        the path is absolute and there is no ``root_folder``)."""
+        root, listed = self.root_folder, self.listed(i)
+        if os.path.lexists(root + listed):
+            return ""
+        if root and not root.endswith(("/", os.sep)) and os.path.exists(f"{root}/{listed}"):
+            return (f"; {key} is '{root}' without a trailing '/', and '{root}/{listed}' exists: "
+                    f"end {key} with '/' (the list's paths are appended to it as written, as in "
+                    f"Caffe)")
+        if not root and os.path.isabs(listed):
+            return ""
+        return f"; the list's paths are appended to {key} (now '{root}')"
 
     def written_path(self, i: int) -> bytes:
         """Sample ``i``'s path exactly as the list writes it (e.g. for Caffe's database keys)."""
@@ -262,3 +331,18 @@ class SampleList:
     def where(self, i: int) -> str:
         """``'list:line'`` of sample ``i``, for error messages."""
         return f"{self.source}:{self.line(i)}"
+
+
+def read_listed_image(images: SampleList, i: int, is_color: bool = True, reduce: int = 1,
+                      min_hw: Tuple[int, int] | None = None, key: str = "root_folder"
+                      ) -> np.ndarray:
+    """Sample ``i`` of an image list, decoded as ImageData does
+    (:func:`~caffe_layers.sources.images.read_image`); when its file is missing, the error says
+    what to fix in ``root_folder`` (:meth:`SampleList.missing_hint`; ``key`` names it)."""
+    try:
+        return read_image(images.path(i), is_color, reduce, images.where(i), min_hw)
+    except DataError as exc:
+        hint = images.missing_hint(i, key)
+        if not hint:
+            raise
+        raise DataError(f"{exc}{hint}") from None

@@ -224,13 +224,46 @@ def _decoded(data: bytes, flags: int, what: str, where: str) -> np.ndarray:
     return image[:, :, np.newaxis] if image.ndim == 2 else image
 
 
-def check_size(image: np.ndarray, expected_hw: Sequence[int], path: str, where: str = "") -> None:
+MISSING, UNREADABLE, EMPTY, TRUNCATED, UNDECODABLE = (
+    "missing", "unreadable", "empty", "truncated", "undecodable")
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def problem_kind(path: str) -> str:
+    """Which of :data:`MISSING`, :data:`UNREADABLE`, :data:`EMPTY`, :data:`TRUNCATED` or
+    :data:`UNDECODABLE` an image file is that :func:`read_image` refused.
+
+    Told from the file without decoding it: the checks :func:`read_image` makes, in its order;
+    a file that passes them all is one OpenCV could not decode.
+    """
+    if not os.path.exists(path):
+        return MISSING
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return UNREADABLE
+    if not data:
+        return EMPTY
+    if data.startswith(_JPEG_SOI) and not jpeg_is_complete(data):
+        return TRUNCATED
+    if data.startswith(_PNG_MAGIC) and _PNG_END not in data[-64:]:
+        return TRUNCATED
+    return UNDECODABLE
+
+
+RESIZE_FIX = "set new_height and new_width"
+
+
+def check_size(image: np.ndarray, expected_hw: Sequence[int], path: str, where: str = "",
+               fix: str = RESIZE_FIX) -> None:
     """Raise :class:`DataError` unless ``image`` is ``expected_hw`` (the first image's size).
 
     Without ``new_height``/``new_width`` every image must have the same size, as in Caffe.
+    ``fix`` names the settings that resize (a tool's flags are not the layer's keys).
     """
     height, width = image.shape[:2]
     if (height, width) != tuple(expected_hw):
         raise DataError(f"{_prefix(where)}image '{path}' is {height}x{width} (HxW) but the first "
-                        f"image is {expected_hw[0]}x{expected_hw[1]}; set new_height and "
-                        f"new_width to resize every image to one size")
+                        f"image is {expected_hw[0]}x{expected_hw[1]}; {fix} to resize every "
+                        f"image to one size")

@@ -23,21 +23,125 @@ def sample_path(root_folder: str, sample_id: str) -> str:
     return os.path.join(root_folder, sample_id + SUFFIX) if root_folder else sample_id + SUFFIX
 
 
+def _refused(path: str, where: str, exc: BaseException) -> DataError:
+    """The DataError for a ``.npy`` file that cannot be read: missing, unreadable, not .npy."""
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"{where}: '{path}' does not exist (is root_folder right? relative "
+                         f"paths start from '{os.getcwd()}')")
+    if isinstance(exc, OSError):
+        return DataError(f"{where}: cannot read '{path}': {exc.strerror or exc}")
+    return DataError(f"{where}: '{path}' is not a readable .npy array ({exc})")
+
+
 def read_npy(path: str, where: str) -> np.ndarray:
     """The array in ``path``; DataError naming ``where`` (e.g. ``list:line``) and the problem."""
     try:
         array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{where}: '{path}' does not exist (is root_folder right? relative "
-                        f"paths start from '{os.getcwd()}')") from None
-    except OSError as exc:
-        raise DataError(f"{where}: cannot read '{path}': {exc.strerror or exc}") from None
-    except (ValueError, EOFError) as exc:  # not .npy, truncated, or pickled objects
-        raise DataError(f"{where}: '{path}' is not a readable .npy array ({exc})") from None
+    except (OSError, ValueError, EOFError) as exc:  # not .npy, truncated, or pickled objects
+        raise _refused(path, where, exc) from None
     if not isinstance(array, np.ndarray):  # an .npz archive
         array.close()
         raise DataError(f"{where}: '{path}' is an .npz archive; store one array per .npy file")
     return array
+
+
+def read_header(path: str, where: str) -> Tuple[Tuple[int, ...], np.dtype]:
+    """Shape and dtype of a ``.npy`` file from its header alone (the data is not read).
+
+    A DataError, as :func:`read_npy` would raise, for a file that is missing, not ``.npy``,
+    holds pickled objects, or is shorter than its header says (truncated).
+    """
+    try:
+        with open(path, "rb") as f:
+            header = _parse_header(f)
+    except (OSError, ValueError, EOFError) as exc:
+        raise _refused(path, where, exc) from None
+    if header is None:
+        raise DataError(f"{where}: '{path}' is an .npz archive; store one array per .npy file")
+    shape, dtype, data_bytes, size = header
+    if shape is None:  # format 3.0: rare; numpy reads it for us
+        return _mapped_header(path, where)
+    if dtype.hasobject:
+        raise _refused(path, where, ValueError("it holds Python objects, which would need "
+                                               "allow_pickle=True"))
+    if size < data_bytes:
+        raise DataError(f"{where}: '{path}' is truncated: {size} bytes, but its header announces "
+                        f"{data_bytes}")
+    return tuple(shape), dtype
+
+
+def _parse_header(f) -> tuple | None:
+    """``(shape, dtype, bytes the file needs, its size)``; None for an .npz (zip) archive,
+    shape None for a format version numpy has no public header reader for."""
+    if f.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC:
+        return None
+    f.seek(0)
+    version = np.lib.format.read_magic(f)
+    if version not in _HEADER_READERS:
+        return None, None, 0, 0
+    shape, _, dtype = _HEADER_READERS[version](f)
+    data_bytes = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return shape, dtype, data_bytes, os.fstat(f.fileno()).st_size
+
+
+def _mapped_header(path: str, where: str) -> Tuple[Tuple[int, ...], np.dtype]:
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise _refused(path, where, exc) from None
+    return mapped.shape, mapped.dtype
+
+
+class HeaderReader:
+    """:func:`read_header` for many files, parsing each distinct header only once.
+
+    The files of one dataset share byte-identical headers, and parsing one (numpy's
+    ``literal_eval`` of a dict) costs more than opening and reading it; a header seen before is
+    recognised by its bytes, so checking a file costs an open, a small read and an ``fstat``.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict = {}  # header bytes -> (shape, dtype, bytes the file needs)
+
+    def read(self, path: str, where: str) -> Tuple[Tuple[int, ...], np.dtype]:
+        """``(shape, dtype)`` of the ``.npy`` file ``path``; DataError as :func:`read_header`."""
+        try:
+            with open(path, "rb", buffering=0) as f:
+                key = _header_bytes(f.read(_PREFIX_BYTES))
+                known = self._known.get(key)
+                size = os.fstat(f.fileno()).st_size if known else 0
+        except OSError as exc:
+            raise _refused(path, where, exc) from None
+        if known is None:
+            shape, dtype = read_header(path, where)
+            if key is not None and len(self._known) < _MAX_HEADERS:
+                needed = len(key) + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                self._known[key] = (shape, dtype, needed)
+            return shape, dtype
+        shape, dtype, needed = known
+        if size < needed:
+            raise DataError(f"{where}: '{path}' is truncated: {size} bytes, but its header "
+                            f"announces {needed}")
+        return shape, dtype
+
+
+def _header_bytes(prefix: bytes) -> bytes | None:
+    """The magic, version and header of a ``.npy`` file's first bytes (None if not all there).
+    """
+    if not prefix.startswith(b"\x93NUMPY") or len(prefix) < 12:
+        return None
+    if prefix[6] == 1:
+        end = 10 + int.from_bytes(prefix[8:10], "little")
+    else:
+        end = 12 + int.from_bytes(prefix[8:12], "little")
+    return prefix[:end] if end <= len(prefix) else None
+
+
+_PREFIX_BYTES = 256  # numpy pads headers to 64 bytes: 128 for a few dimensions
+_MAX_HEADERS = 64
+_ZIP_MAGIC = b"PK\x03\x04"
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def describe_dtype(dtype: np.dtype) -> str:
@@ -48,10 +152,12 @@ def describe_dtype(dtype: np.dtype) -> str:
     return dtype.name if dtype.isnative else f"{dtype.name} ({dtype.str!r})"
 
 
-def check_sample(array: np.ndarray, shape: Tuple[int, ...], dtype: np.dtype, path: str,
-                 where: str) -> None:
-    """DataError unless ``array`` has exactly ``shape`` and ``dtype`` (those of sample 0)."""
-    if array.shape != tuple(shape) or array.dtype != dtype:
-        raise DataError(f"{where}: '{path}' holds a {describe_dtype(array.dtype)} array of shape "
-                        f"{array.shape}, but every sample must be {describe_dtype(dtype)} "
+def check_sample(found: Tuple[Tuple[int, ...], np.dtype], shape: Tuple[int, ...],
+                 dtype: np.dtype, path: str, where: str) -> None:
+    """DataError unless ``found``, a sample's ``(shape, dtype)`` (from the array or its header),
+    is exactly ``shape`` and ``dtype`` (those of the first sample)."""
+    found_shape, found_dtype = tuple(found[0]), np.dtype(found[1])
+    if found_shape != tuple(shape) or found_dtype != dtype:
+        raise DataError(f"{where}: '{path}' holds a {describe_dtype(found_dtype)} array of shape "
+                        f"{found_shape}, but every sample must be {describe_dtype(dtype)} "
                         f"{tuple(shape)} like the first one; fix or remove this sample")
