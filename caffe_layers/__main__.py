@@ -11,7 +11,7 @@ from typing import Sequence
 
 TOOLS = {"demo": "demo", "make-list": "make_list", "compute-mean": "compute_mean",
          "convert-hdf5": "convert_hdf5", "convert-db": "convert_db", "preview": "preview",
-         "bench": "bench"}
+         "bench": "bench", "check-list": "check_list"}
 USAGE = ("usage: python -m caffe_layers {" + ",".join(TOOLS) + "} [arguments]\n"
          "  each tool's --help describes it; installed, they are also the console scripts "
          "caffe-layers-<tool>\n")

@@ -126,3 +126,47 @@ def write_demo_data(root: os.PathLike, train: int = 48, val: int = 16, classes: 
                   classes=classes, smooth=True, root_folder=str(folder))
     write_blobproto(folder / "mean.binaryproto", mean_of(train_set.images)[np.newaxis])
     return folder
+
+
+# A folder of photos as users have them: line: (list text, what check-list says; None: fine).
+BAD_FOLDER_LINES = {
+    1: ("circle/a.png 0", None),
+    2: ("circle/b.jpg 0", None),
+    3: ("circle/empty.jpg 0", "empty: 0 bytes"),
+    4: ("cross/c.png 1", None),
+    5: ("", None),  # a blank line: skipped, as by the layer
+    6: ("cross/trunc.jpg 1", "truncated: cut short: no end-of-image marker"),
+    7: ("cross/junk.png 1", "undecodable: OpenCV cannot decode it: corrupt, or not an image"),
+    8: ("square/gone.png 2", "missing: no such file"),
+    9: ("square/e.png 2", None),
+    10: ("cross/d.png one", "malformed line: labels must be numbers (integer or float) within "
+                            "float32, got 'one' in 'cross/d.png one'"),
+    11: ("justapath", "malformed line: expected a path and 1 label separated by spaces, got "
+                      "'justapath'"),
+    12: ("cross/d.png 1", None),
+    13: ("cross/folder.png 1", "unreadable: cannot be read (a folder? permissions?)"),
+}
+BAD_FOLDER_GOOD = ("circle/a.png", "circle/b.jpg", "cross/c.png", "square/e.png", "cross/d.png")
+
+
+def _gradient(seed: int) -> np.ndarray:
+    """A smooth 6x5 BGR image (JPEG keeps it close)."""
+    y, x = np.mgrid[0:6, 0:5]
+    return np.stack([(y * 40 + x * 10 + seed * 7 + c * 50) % 256 for c in range(3)],
+                    axis=2).astype(np.uint8)
+
+
+def write_bad_folder(root: Path) -> Path:
+    """``root`` with good 6x5 images and bad ones (empty, truncated, not an image, a folder),
+    ``train.txt`` (:data:`BAD_FOLDER_LINES`) and ``labels.txt``; returns ``root``."""
+    for seed, name in enumerate(BAD_FOLDER_GOOD):
+        write_image(root / name, _gradient(seed))
+    (root / "circle" / "empty.jpg").write_bytes(b"")
+    whole = (root / "circle" / "b.jpg").read_bytes()
+    (root / "cross" / "trunc.jpg").write_bytes(whole[:len(whole) // 2])
+    (root / "cross" / "junk.png").write_text("not an image at all")
+    (root / "cross" / "folder.png").mkdir()
+    (root / "train.txt").write_text("".join(text + "\n" for text, _ in
+                                            BAD_FOLDER_LINES.values()))
+    (root / "labels.txt").write_text("0 circle\n1 cross\n2 square\n")
+    return root

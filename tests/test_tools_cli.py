@@ -16,7 +16,8 @@ from caffe_layers.tools import _cli
 from caffe_layers.tools.progress import Progress, format_seconds
 
 REPO = Path(__file__).resolve().parents[1]
-TOOLS = ("make_list", "compute_mean", "convert_hdf5", "convert_db", "preview", "demo", "bench")
+TOOLS = ("make_list", "check_list", "compute_mean", "convert_hdf5", "convert_db", "preview", "demo",
+         "bench")
 ENV = dict(os.environ, PYTHONPATH=str(REPO), CAFFE_LAYERS_FAKE_CAFFE="1")
 
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from image_data import BAD_FOLDER_LINES, write_bad_folder
 
 from caffe_layers.binaryproto import read_blobproto, read_mean
 from caffe_layers.tools import compute_mean
@@ -187,12 +188,80 @@ def assert_error(status: int, err: str, code: int, *parts: str) -> None:
         assert part in err
 
 
-def test_different_sizes_without_resize_name_the_file(tmp_path, capsys):
+def test_different_sizes_without_resize_name_the_tools_flags(tmp_path, capsys):
     names = write_images(tmp_path / "images", [(12, 10), (12, 10), (10, 12)])
     list_file = write_list(tmp_path / "list.txt", names)
     status, _, err = run([list_file, "--root-folder", f"{tmp_path}/images/"], capsys)
-    assert_error(status, err, 1, f"{list_file}:3", "img 2.png", "10x12", "new_height")
+    assert status == 1
+    assert err == (f"caffe-layers-compute-mean: error: {list_file}:3: image "
+                   f"'{tmp_path}/images/img 2.png' is 10x12 (HxW) but the first image is 12x10; "
+                   f"pass --new-height and --new-width (and give the layer the same new_height "
+                   f"and new_width) to resize every image to one size\n")
     assert not (tmp_path / "mean.binaryproto").exists()
+
+
+def test_a_root_folder_without_its_slash(dataset, capsys):
+    root, list_file = dataset
+    status, _, err = run([list_file, "--root-folder", f"{root}/images"], capsys)
+    assert status == 1
+    assert err == (f"caffe-layers-compute-mean: error: {list_file}:1: image '{root}/imagesimg 0"
+                   f".png' does not exist; --root-folder is '{root}/images' without a trailing "
+                   f"'/', and '{root}/images/img 0.png' exists: end --root-folder with '/' (the "
+                   f"list's paths are appended to it as written, as in Caffe)\n")
+
+
+def good_images(folder) -> np.ndarray:
+    """The images of BAD_FOLDER_LINES that decode, as the layer reads them, in list order."""
+    names = [text.rsplit(" ", 1)[0] for text, reason in BAD_FOLDER_LINES.values()
+             if text and reason is None]
+    return decoded(folder, names)
+
+
+def test_skip_bad_leaves_out_and_lists_every_bad_image(tmp_path, capsys):
+    photos = write_bad_folder(tmp_path / "photos")
+    listing = photos / "images.txt"  # the malformed lines left out (the layer refuses them)
+    listing.write_text("".join(text + "\n" for text, reason in BAD_FOLDER_LINES.values()
+                               if not (reason or "").startswith("malformed")))
+    status, _, err = run([listing, "--root-folder", f"{photos}/"], capsys)
+    assert status == 1
+    assert err == (f"caffe-layers-compute-mean: error: {listing}:3: image "
+                   f"'{photos}/circle/empty.jpg' is empty (0 bytes)\n")
+    status, out, err = run([listing, "--root-folder", f"{photos}/", "--skip-bad", "--workers",
+                            2], capsys)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"mean of 5 images (5 skipped) -> {photos}/mean.binaryproto (1 x 3 x 6 x " \
+                       f"5, N x C x H x W)"
+    assert lines[2] == ("--skip-bad: 5 image(s) the layer cannot read, left out of the mean "
+                        "(caffe-layers-check-list lists them all and writes a list without "
+                        "them):")
+    assert lines[3:] == [
+        f"  {listing}:3  {photos}/circle/empty.jpg  empty: 0 bytes",
+        f"  {listing}:6  {photos}/cross/trunc.jpg  truncated: cut short: no end-of-image marker",
+        f"  {listing}:7  {photos}/cross/junk.png  undecodable: OpenCV cannot decode it: corrupt, "
+        f"or not an image",
+        f"  {listing}:8  {photos}/square/gone.png  missing: no such file",
+        f"  {listing}:11  {photos}/cross/folder.png  unreadable: cannot be read (a folder? "
+        f"permissions?)"]
+    expected = good_images(photos).mean(axis=0).transpose(2, 0, 1)
+    np.testing.assert_allclose(read_mean(str(photos / "mean.binaryproto")), expected, atol=1e-4)
+
+
+def test_skip_bad_skips_a_bad_first_image_and_other_sizes(tmp_path, capsys):
+    names = write_images(tmp_path / "images", [(12, 10), (12, 10), (10, 12), (12, 10)])
+    (tmp_path / "images" / "empty.png").write_bytes(b"")
+    list_file = write_list(tmp_path / "list.txt", ["empty.png"] + names)
+    status, out, _ = run([list_file, "--root-folder", f"{tmp_path}/images/", "--skip-bad"],
+                         capsys)
+    assert status == 0
+    assert out.splitlines()[3:] == [
+        f"  {list_file}:1  {tmp_path}/images/empty.png  empty: 0 bytes",
+        f"  {list_file}:4  {tmp_path}/images/img 2.png  other size: 10x12, the first image is "
+        f"12x10 (HxW)"]
+    kept = [names[0], names[1], names[3]]
+    expected = decoded(tmp_path / "images", kept).mean(axis=0).transpose(2, 0, 1)
+    np.testing.assert_allclose(read_mean(str(tmp_path / "mean.binaryproto")), expected,
+                               atol=1e-4)
 
 
 def test_missing_image_names_the_list_line(dataset, capsys):

@@ -9,6 +9,7 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+from image_data import BAD_FOLDER_LINES, write_bad_folder
 
 from caffe_layers.tools import convert_hdf5
 
@@ -201,3 +202,52 @@ def test_output_folder_is_a_file(tmp_path, capsys):
     status, _, err = run([list_file, tmp_path / "taken", "--root-folder", f"{tmp_path}/images/"],
                          capsys)
     assert_error(status, err, 2, "is a file")
+
+
+def test_skip_bad_leaves_bad_images_out_of_the_shards(tmp_path, capsys):
+    photos = write_bad_folder(tmp_path / "photos")
+    listing = photos / "images.txt"  # the malformed lines left out (the layer refuses them)
+    texts = [text for text, reason in BAD_FOLDER_LINES.values()
+             if text and not (reason or "").startswith("malformed")]
+    listing.write_text("".join(text + "\n" for text in texts))
+    status, _, err = run([listing, tmp_path / "h5", "--root-folder", f"{photos}/"], capsys)
+    assert status == 1
+    assert err.startswith(f"caffe-layers-convert-hdf5: error: {listing}:3: image ")
+    status, out, err = run([listing, tmp_path / "h5", "--root-folder", f"{photos}/",
+                            "--skip-bad", "--shard-size", 4, "--dtype", "uint8"], capsys)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == ("5 images -> 3 shard(s) of at most 4 samples: data (5, 3, 6, 5) uint8, "
+                        "label (5,) float32")
+    assert lines[3].startswith("--skip-bad: 5 image(s) the layer cannot read, left out of the "
+                               "shards")
+    assert [line.split("  ")[2] for line in lines[4:]] == [
+        f"{photos}/circle/empty.jpg", f"{photos}/cross/trunc.jpg", f"{photos}/cross/junk.png",
+        f"{photos}/square/gone.png", f"{photos}/cross/folder.png"]
+    # the shard of samples 4-7 (trunc, junk, gone, e) keeps e; that of 8-9 (d, folder) keeps d;
+    # the first (a, b, empty, c) keeps three
+    shards = read_source(tmp_path / "h5" / "images.txt")
+    assert [Path(p).name for p in shards] == ["images_000.h5", "images_001.h5", "images_002.h5"]
+    good = [text.rsplit(" ", 1) for text, reason in BAD_FOLDER_LINES.values()
+            if text and reason is None]
+    rows, labels = [], []
+    for shard in shards:
+        with h5py.File(shard, "r") as f:
+            rows += list(f["data"][...])
+            labels += f["label"][...].tolist()
+    assert labels == [float(label) for _, label in good]
+    for row, (name, _) in zip(rows, good):
+        np.testing.assert_array_equal(row, cv2.imread(str(photos / name)).transpose(2, 0, 1))
+
+
+def test_a_shard_of_only_bad_images_is_not_written(tmp_path, capsys):
+    list_file, _ = write_dataset(tmp_path, 6)
+    for i in (2, 3):
+        (tmp_path / "images" / f"{i}.png").write_bytes(b"")
+    status, out, _ = run([list_file, tmp_path / "h5", "--root-folder", f"{tmp_path}/images/",
+                          "--skip-bad", "--shard-size", 2], capsys)
+    assert status == 0
+    assert read_source(tmp_path / "h5" / "train.txt") == [
+        str(tmp_path / "h5" / "train_000.h5"), str(tmp_path / "h5" / "train_002.h5")]
+    assert not (tmp_path / "h5" / "train_001.h5").exists()
+    assert out.splitlines()[0].startswith("4 images -> 2 shard(s) of at most 2 samples")

@@ -183,3 +183,19 @@ def test_help(capsys):
     assert out.startswith("usage: caffe-layers-make-list")
     assert "--val-fraction" in out
     assert "example:" in out
+
+
+def test_a_bar_of_images_per_class(tmp_path, capsys):
+    root = tmp_path / "photos"
+    make_tree(root, {"circle": 10, "cross": 5, "square": 1})
+    status, out, _ = run([root, "--val-fraction", "0.2", "-q"], capsys)
+    assert status == 0
+    lines = out.splitlines()
+    start = lines.index("images per class:")
+    assert lines[start + 1:start + 4] == [
+        "  0 circle  " + "#" * 30 + "  10  (8 train, 2 val)",
+        "  1 cross   " + "#" * 15 + " " * 15 + "   5  (4 train, 1 val)",
+        "  2 square  " + "###" + " " * 27 + "   1  (1 train, 0 val)",
+    ]
+    assert lines[-1] == (f"check the images: caffe-layers-check-list {root}/train.txt "
+                         f"--root-folder {root}/")

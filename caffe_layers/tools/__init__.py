@@ -3,6 +3,7 @@
 One module per tool, each with ``main(argv=None) -> int`` (installed as a console script)::
 
     caffe-layers-make-list      make_list       folder tree (one subfolder per class) -> lists
+    caffe-layers-check-list     check_list      image list -> every bad line and image, per class
     caffe-layers-compute-mean   compute_mean    image list -> mean .binaryproto + mean values
     caffe-layers-convert-hdf5   convert_hdf5    image list -> HDF5 shards + HDF5Data source list
     caffe-layers-convert-db     convert_db      image list -> LMDB/LevelDB of Datums (Data layer)

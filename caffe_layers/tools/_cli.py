@@ -28,9 +28,14 @@ def make_parser(tool: str, description: str, epilog: str = "") -> argparse.Argum
         formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def add_quiet(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress bar (it is shown only when stderr is a terminal)")
+NO_PROGRESS_BAR = "accepted as by every tool; this one shows no progress bar"
+
+
+def add_quiet(parser: argparse.ArgumentParser,
+              meaning: str = "no progress bar (it is shown only when stderr is a terminal)"
+              ) -> None:
+    """``-q``/``--quiet``, which every tool takes."""
+    parser.add_argument("-q", "--quiet", action="store_true", help=meaning)
 
 
 def print_error(prog: str, message: object) -> None:

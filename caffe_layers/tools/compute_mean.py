@@ -16,8 +16,9 @@ pixels are exact, so the result does not depend on ``--workers``), and writes
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -29,26 +30,38 @@ from caffe_layers.tools.progress import Progress
 BLOCK = 64  # images per task: progress granularity and work unit of a worker
 
 
-def _block_sum(reader: _images.ImageReader, indices: Sequence[int]) -> Tuple[np.ndarray, int]:
-    """The float64 sum of the images ``indices`` and how many there were."""
+def _block_sum(reader: _images.ImageReader, indices: Sequence[int], skip_bad: bool = False
+               ) -> Tuple[np.ndarray, int, List[_images.BadImage]]:
+    """The float64 sum of the images ``indices``, how many there were, and (``skip_bad``) the
+    bad ones left out."""
     total = np.zeros(reader.size + (3 if reader.is_color else 1,), np.float64)
+    bad = []
     for i in indices:
-        total += reader.read(i)
-    return total, len(indices)
+        image = reader.try_read(i) if skip_bad else reader.read(i)
+        if isinstance(image, _images.BadImage):
+            bad.append(image)
+        else:
+            total += image
+    return total, len(indices), bad
 
 
-def mean_image(reader: _images.ImageReader, workers: int = 1,
-               progress: Progress | None = None) -> np.ndarray:
-    """The float64 ``(C, H, W)`` mean of every image of ``reader``'s list."""
-    reader, first = reader.sized()
+def mean_image(reader: _images.ImageReader, workers: int = 1, progress: Progress | None = None,
+               skip_bad: bool = False) -> Tuple[np.ndarray, List[_images.BadImage]]:
+    """The float64 ``(C, H, W)`` mean of every image of ``reader``'s list and, with
+    ``skip_bad``, the images left out of it (in list order; else the first one raises)."""
+    reader, first, _ = reader.sized(skip_bad)
     total = np.zeros(first.shape, np.float64)
     count = len(reader.images)
     spans = list(_images.blocks(0, count, BLOCK))
-    for block_total, done in _pool.map_blocks(_block_sum, reader, spans, workers, False):
+    bad: List[_images.BadImage] = []
+    block_sum = functools.partial(_block_sum, skip_bad=skip_bad)
+    for block_total, done, block_bad in _pool.map_blocks(block_sum, reader, spans, workers,
+                                                         False):
         total += block_total
+        bad += block_bad
         if progress is not None:
             progress.advance(done)
-    return (total / count).transpose(2, 0, 1)
+    return (total / (count - len(bad))).transpose(2, 0, 1), sorted(bad, key=lambda b: b.index)
 
 
 def channel_means(mean: np.ndarray) -> list:
@@ -88,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
                "--new-height 256 --new-width 256\n  -> photos/mean.binaryproto (1 x 3 x 256 x "
                "256) and mean_value: [b, g, r]")
     _images.add_image_options(parser)
+    _images.add_skip_bad(parser, "counted in the mean")
     parser.add_argument("-o", "--out", metavar="FILE",
                         help="the .binaryproto to write (default: mean.binaryproto beside LIST)")
     parser.add_argument("--values-out", metavar="FILE",
@@ -109,20 +123,29 @@ def _run(args: argparse.Namespace) -> None:
         if path:
             _cli.make_parent(path)
     with Progress(len(images), "compute-mean", enabled=False if args.quiet else None) as bar:
-        mean = mean_image(reader, args.workers, bar)
+        mean, bad = mean_image(reader, args.workers, bar, args.skip_bad)
     write_blobproto(out, mean[np.newaxis])
     values = channel_means(mean)
     order = "(B, G, R)" if len(values) == 3 else "(gray)"
     channels, height, width = mean.shape
-    print(f"mean of {len(images)} images -> {out} (1 x {channels} x {height} x {width}, "
-          f"N x C x H x W)")
+    skipped = f" ({len(bad)} skipped)" if bad else ""
+    print(f"mean of {len(images) - len(bad)} images{skipped} -> {out} (1 x {channels} x "
+          f"{height} x {width}, N x C x H x W)")
     print(f"{format_values(values)}   per channel {order}")
+    _write_extras(args, mean, values, len(images) - len(bad))
+    if bad:
+        print(_images.report_skipped(bad, "the mean"))
+
+
+def _write_extras(args: argparse.Namespace, mean: np.ndarray, values: list, count: int) -> None:
+    """``--values-out`` and ``--png`` (the mean of ``count`` images)."""
     if args.values_out:
         with open(args.values_out, "w") as f:
             f.write(format_values(values) + "\n")
         print(f"mean values -> {args.values_out}")
     if args.png:
-        picture, zoom = mean_picture(mean, len(images))
+        channels, height, width = mean.shape
+        picture, zoom = mean_picture(mean, count)
         _grid.save_png(args.png, picture)
         print(f"mean image -> {args.png} ({channels} x {height} x {width} shown {zoom}x, as is "
               f"and stretched)")

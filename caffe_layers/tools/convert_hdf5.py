@@ -23,9 +23,10 @@ readable everywhere; ``lzf`` only by h5py (real Caffe's libhdf5 has no LZF filte
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -64,40 +65,64 @@ def _check_source_paths(paths: Sequence[str]) -> None:
                           f"folder and --name without spaces")
 
 
-def _read_block(reader: _images.ImageReader, indices: Sequence[int]) -> np.ndarray:
-    """Images ``indices`` as one ``(k, C, H, W)`` uint8 array."""
-    return np.stack([reader.read(i) for i in indices]).transpose(0, 3, 1, 2)
+def _read_block(reader: _images.ImageReader, indices: Sequence[int], skip_bad: bool = False
+                ) -> Tuple[np.ndarray, List[int], List[_images.BadImage]]:
+    """Images ``indices`` as one ``(k, C, H, W)`` uint8 array, the samples it holds and (with
+    ``skip_bad``) the bad images left out."""
+    images, kept, bad = [], [], []
+    for i in indices:
+        image = reader.try_read(i) if skip_bad else reader.read(i)
+        if isinstance(image, _images.BadImage):
+            bad.append(image)
+        else:
+            images.append(image)
+            kept.append(int(i))
+    shape = reader.size + (3 if reader.is_color else 1,)
+    block = np.stack(images) if images else np.empty((0,) + shape, np.uint8)
+    return block.transpose(0, 3, 1, 2), kept, bad
 
 
 def _write_shard(path: str, reader: _images.ImageReader, order: np.ndarray, shape: tuple,
-                 args: argparse.Namespace, progress: Progress) -> int:
-    """Write samples ``order`` into one shard file (atomically replaced); its chunk rows."""
+                 args: argparse.Namespace, progress: Progress) -> Tuple[int, int, list]:
+    """Write samples ``order`` into one shard file (atomically replaced; not written when every
+    sample is bad): its chunk rows, the samples written and the bad images left out."""
     import h5py
 
     dtype = np.dtype(args.dtype)
     rows = chunk_rows(int(np.prod(shape)) * dtype.itemsize, len(order))
     compression = None if args.compression == "none" else args.compression
-    labels = reader.images.labels[order]
-    if labels.shape[1] == 1:
-        labels = labels[:, 0]
+    kept: List[int] = []
+    bad: List[_images.BadImage] = []
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with h5py.File(tmp, "w") as f:
             data = f.create_dataset("data", (len(order),) + shape, dtype, chunks=(rows,) + shape,
-                                    compression=compression)
-            if reader.images.labels.shape[1]:
-                f.create_dataset("label", data=labels.astype(np.float32))
+                                    compression=compression,
+                                    maxshape=((None,) + shape) if args.skip_bad else None)
             spans = [order[b.start:b.stop] for b in _images.blocks(0, len(order), rows)]
-            begin = 0
-            for block in _pool.map_blocks(_read_block, reader, spans, args.workers):
-                data[begin:begin + len(block)] = block
-                begin += len(block)
-                progress.advance(len(block))
-        os.replace(tmp, path)
+            read = functools.partial(_read_block, skip_bad=args.skip_bad)
+            for block, block_kept, block_bad in _pool.map_blocks(read, reader, spans,
+                                                                 args.workers):
+                data[len(kept):len(kept) + len(block)] = block
+                kept += block_kept
+                bad += block_bad
+                progress.advance(len(block_kept) + len(block_bad))
+            if len(kept) < len(order):
+                data.resize(len(kept), axis=0)
+            _write_labels(f, reader.images.labels[kept])
+        if kept:
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return rows
+    return rows, len(kept), bad
+
+
+def _write_labels(f, labels: np.ndarray) -> None:
+    """The ``label`` dataset: ``(N,)`` for one label column, ``(N, K)`` for more, none for 0."""
+    if labels.shape[1]:
+        f.create_dataset("label", data=(labels[:, 0] if labels.shape[1] == 1 else labels)
+                         .astype(np.float32))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
                "photos/ --new-height 64 --new-width 64 --dtype uint8\n  -> hdf5/train_000.h5 ..."
                " and hdf5/train.txt (HDF5Data's source)\n")
     _images.add_image_options(parser)
+    _images.add_skip_bad(parser, "written to the shards")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder for the shards and the "
                                                            "source list (created if missing)")
     parser.add_argument("--name", help="file name stem (default: LIST's, e.g. 'train')")
@@ -147,7 +173,7 @@ def _plan(args: argparse.Namespace, count: int, shape: tuple) -> tuple:
 
 def _run(args: argparse.Namespace) -> None:
     images = _images.open_list(args)
-    reader, first = _images.reader_for(args, images).sized()
+    reader, first, _ = _images.reader_for(args, images).sized(args.skip_bad)
     shape = (first.shape[2],) + first.shape[:2]
     order, shard_size, paths, source = _plan(args, len(images), shape)
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
@@ -156,16 +182,21 @@ def _run(args: argparse.Namespace) -> None:
     if args.compression == "lzf":
         print("note: lzf-compressed files are readable by h5py only, not by real Caffe")
     with Progress(len(images), "convert-hdf5", enabled=False if args.quiet else None) as bar:
-        rows = [_write_shard(path, reader, order[k * shard_size:(k + 1) * shard_size], shape,
-                             args, bar) for k, path in enumerate(paths)]
+        shards = [_write_shard(path, reader, order[k * shard_size:(k + 1) * shard_size], shape,
+                               args, bar) for k, path in enumerate(paths)]
+    written = [path for path, (_, count, _) in zip(paths, shards) if count]
     with open(source, "w") as f:
-        f.write("".join(p + "\n" for p in paths))
+        f.write("".join(p + "\n" for p in written))
+    count = sum(kept for _, kept, _ in shards)
     columns = images.labels.shape[1]
-    label = f", label ({len(images)},{'' if columns == 1 else columns}) float32" if columns else ""
-    print(f"{len(images)} images -> {len(paths)} shard(s) of at most {shard_size} samples: data "
-          f"({len(images)}, {', '.join(map(str, shape))}) {args.dtype}{label}")
-    print(f"  chunks of {rows[0]} rows, compression {args.compression}")
+    label = f", label ({count},{'' if columns == 1 else columns}) float32" if columns else ""
+    print(f"{count} images -> {len(written)} shard(s) of at most {shard_size} samples: data "
+          f"({count}, {', '.join(map(str, shape))}) {args.dtype}{label}")
+    print(f"  chunks of {shards[0][0]} rows, compression {args.compression}")
     print(f"  source list: {source}   (use as the layer's source)")
+    bad = [bad_image for _, _, shard_bad in shards for bad_image in shard_bad]
+    if bad:
+        print(_images.report_skipped(sorted(bad, key=lambda b: b.index), "the shards"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,13 +15,15 @@ The same ``--seed`` gives the same split on any machine.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import os
 import random
+import shlex
 from typing import List, Sequence, Tuple
 
 from caffe_layers.errors import ConfigError, DataError
-from caffe_layers.tools import _cli
+from caffe_layers.tools import _bars, _cli
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 Sample = Tuple[str, int]
@@ -190,19 +192,32 @@ def _parser() -> argparse.ArgumentParser:
                         help="seed of the split and of the shuffle (default: 0)")
     parser.add_argument("--no-shuffle", dest="shuffle", action="store_false",
                         help="keep the lists sorted by label and path instead of shuffled")
+    _cli.add_quiet(parser, _cli.NO_PROGRESS_BAR)
     return parser
+
+
+def class_lines(found: Scan, train: list, val: list) -> List[str]:
+    """The bar of images per class, with each class's train/val split."""
+    train_counts = collections.Counter(label for _, label in train)
+    val_counts = collections.Counter(label for _, label in val)
+    counts = [len(files) for files in found.files]
+    notes = [f"({train_counts[k]} train, {val_counts[k]} val)" for k in range(len(counts))]
+    return ["images per class:"] + ["  " + line for line in
+                                    _bars.class_bars(counts, found.classes, notes)]
 
 
 def _report(found: Scan, out_dir: str, train: list, val: list) -> None:
     ignored = f" ({found.ignored} non-image files ignored)" if found.ignored else ""
-    names = ", ".join(f"{i} {name}" for i, name in enumerate(found.classes[:8]))
-    more = ", ..." if len(found.classes) > 8 else ""
     print(f"{len(found.classes)} classes, {found.total} images in '{found.root}'{ignored}")
     print(f"  train: {len(train):>7} images -> {os.path.join(out_dir, 'train.txt')}")
     print(f"  val:   {len(val):>7} images -> {os.path.join(out_dir, 'val.txt')}")
-    print(f"  labels: {os.path.join(out_dir, 'labels.txt')} ({names}{more})")
+    print(f"  labels: {os.path.join(out_dir, 'labels.txt')}")
+    print("\n".join(class_lines(found, train, val)))
     print(f"use in param_str: {{source: {os.path.join(out_dir, 'train.txt')}, "
           f"root_folder: \"{root_folder_value(found.root)}\"}}")
+    print(f"check the images: caffe-layers-check-list "
+          f"{shlex.quote(os.path.join(out_dir, 'train.txt'))} --root-folder "
+          f"{shlex.quote(root_folder_value(found.root))}")
 
 
 def _run(args: argparse.Namespace) -> None:

@@ -171,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true",
                         help="show the layer's traceback when it fails")
     _add_augment_options(parser)
+    _cli.add_quiet(parser, _cli.NO_PROGRESS_BAR)
     return parser
 
 
