@@ -8,22 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import caffe
 import numpy as np
 
 from caffe_layers.prefetch import close_all
-
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
-# Subprocesses find the package and the sample datasets without an install.
-SUBPROCESS_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
-    filter(None, [str(REPO), str(TESTS), os.environ.get("PYTHONPATH")])))
 
 
 def write_net(directory, layer: str, param_str: str, tops=("data", "label"),
@@ -79,20 +69,3 @@ def assert_epochs_exactly_once(ids: np.ndarray, n: int, epochs: int) -> None:
     for epoch in range(epochs):
         seen = np.sort(ids[epoch * n:(epoch + 1) * n])
         assert seen.tolist() == list(range(n)), f"epoch {epoch} is not a permutation of {n}"
-
-
-def run_example(tmp_path: Path, prefix: str, max_iter: int = 12):
-    """Copy ``prototxt/<prefix>_*.prototxt`` next to the example data and run the solver."""
-    for source in (REPO / "prototxt").glob(f"{prefix}_*.prototxt"):
-        shutil.copy(source, tmp_path / source.name)
-    return subprocess.run(
-        [sys.executable, "-m", "caffe_layers.testing.runner", f"{prefix}_solver.prototxt",
-         "--max-iter", str(max_iter)],
-        cwd=tmp_path, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=120)
-
-
-def assert_example_ran(done, max_iter: int = 12) -> None:
-    assert done.returncode == 0, done.stderr
-    lines = done.stderr.splitlines()
-    assert lines[-1].startswith(f"Optimization Done. {max_iter} iterations"), done.stderr
-    assert "Traceback" not in done.stderr

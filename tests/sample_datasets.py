@@ -4,17 +4,13 @@ Tests import the writers; the classes and generators are named in ``param_str`` 
 "sample_datasets:RowIds"``), so this module must be importable by workers (it is: tests/ is on
 ``sys.path`` under pytest, and on ``PYTHONPATH`` for the runner's subprocesses).
 
-Run it to write the data of the examples in ``prototxt/`` into a directory::
-
-    python tests/sample_datasets.py demo_data
-    cp prototxt/hdf5_*.prototxt demo_data && cd demo_data
-    PYTHONPATH=..:../tests python -m caffe_layers.testing.runner hdf5_solver.prototxt
+The examples of ``prototxt/`` have their own data, made by ``caffe-layers-demo --example NAME``
+(:mod:`caffe_layers.tools._examples`).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -191,25 +187,6 @@ class NoLength:
         return {"data": i}
 
 
-class Shapes:
-    """The example dataset: ``data`` (3, size, size) noise plus a bright square, ``label`` its
-    quadrant (0-3)."""
-
-    def __init__(self, n: int = 64, size: int = 8) -> None:
-        self.n, self.size = n, size
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i, rng):
-        half = self.size // 2
-        label = i % 4
-        image = rng.normal(0, 0.1, (3, self.size, self.size)).astype(np.float32)
-        top, left = (label // 2) * half, (label % 2) * half
-        image[:, top:top + half, left:left + half] += 1
-        return {"data": image, "label": label}
-
-
 class NoisySamples:
     """A per-sample dataset written for keras: ``__getitem__(self, i)`` without rng, drawing
     its augmentation from np.random and random."""
@@ -238,48 +215,3 @@ def counting(worker_id, workers, rng, limit=None):
 def nothing(worker_id, workers, rng):
     """A generator that yields no sample."""
     return iter(())
-
-
-def noise_samples(worker_id, workers, rng, size=8):
-    """The example generator: endless ``Shapes``-like samples drawn from the worker's RNG."""
-    shapes = Shapes(4, size)
-    while True:
-        yield shapes.__getitem__(int(rng.integers(4)), rng)
-
-
-# --- the examples' data --------------------------------------------------------------------------
-
-
-def write_examples(directory) -> None:
-    """Everything the prototxt/*_solver.prototxt examples read, into ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    images_shape = (3, 8, 8)
-    train = [write_id_h5(directory / f"hdf5_train_{i}.h5", i * 96, 96, chunks=16,
-                         row_shape=images_shape) for i in range(2)]
-    (directory / "hdf5_train.txt").write_text("\n".join(os.path.basename(p) for p in train))
-    write_id_h5(directory / "hdf5_test.h5", 0, 32, row_shape=images_shape)
-    (directory / "hdf5_test.txt").write_text("hdf5_test.h5\n")
-    _relabel(directory, [*train, str(directory / "hdf5_test.h5")])
-    write_npy_samples(directory, 48, shape=images_shape, name="npy_train.txt")
-    (directory / "npy_test.txt").write_text((directory / "npy_train.txt").read_text())
-    cwd = os.getcwd()
-    os.chdir(directory)  # the image list holds paths relative to the data directory
-    try:
-        write_image_list(".", 24, classes=4, name="multi_images.txt")
-        write_features("multi_feats.h5", 40, classes=4, chunks=8)
-    finally:
-        os.chdir(cwd)
-
-
-def _relabel(directory: Path, paths) -> None:
-    """Labels 0-3 (the examples' nets have 4 classes) instead of row ids."""
-    import h5py
-
-    for path in paths:
-        with h5py.File(path, "r+") as f:
-            f["label"][...] = f["label"][...] % 4
-
-
-if __name__ == "__main__":
-    write_examples(sys.argv[1] if len(sys.argv) > 1 else "demo_data")

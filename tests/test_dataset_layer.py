@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 from layer_nets import (
     assert_epochs_exactly_once,
-    assert_example_ran,
     data_net,
     forward,
     read,
-    run_example,
     setup_error,
 )
 
@@ -244,7 +242,3 @@ def test_generator_setup_errors(tmp_path, keys, message):
     found = setup_error(tmp_path, LAYER, params(**keys))
     assert isinstance(found, (ConfigError, DataError)), repr(found)
     assert message in str(found)
-
-
-def test_the_example_runs(tmp_path):
-    assert_example_ran(run_example(tmp_path, "dataset"))

@@ -13,14 +13,12 @@ import numpy as np
 import pytest
 from layer_nets import (
     assert_epochs_exactly_once,
-    assert_example_ran,
     data_net,
     forward,
     read,
-    run_example,
     setup_error,
 )
-from sample_datasets import write_examples, write_features, write_image_list
+from sample_datasets import write_features, write_image_list
 
 from caffe_layers.errors import ConfigError
 
@@ -197,10 +195,6 @@ def test_the_top_count_includes_the_attachments(files, tmp_path):
     assert isinstance(error, ConfigError)
     assert "has 2 top(s) but takes 3 (data, label, feat)" in str(error)
 
-
-def test_the_example_runs(tmp_path):
-    write_examples(tmp_path)
-    assert_example_ran(run_example(tmp_path, "multi"))
 
 
 def test_match_index_without_labels(files, tmp_path):

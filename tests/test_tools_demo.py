@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from caffe_layers.binaryproto import read_mean
-from caffe_layers.tools import _shapes, demo
+from caffe_layers.tools import _examples, _shapes, demo
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TIMEOUT_S = 90
@@ -70,14 +70,66 @@ def test_demo_in_process_with_zero_iterations(workdir, capsys):
     assert (workdir / "shown" / "preview.png").is_file()
 
 
-def test_demo_outside_the_repository_root(tmp_path, monkeypatch, capsys):
+def test_demo_from_an_empty_directory(tmp_path, monkeypatch, capsys):
+    """What the demo needs ships in the package: it writes the prototxt files it trains."""
     monkeypatch.chdir(tmp_path)
-    assert demo.main([]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("caffe-layers-demo: error: solver 'prototxt/imagelist_solver.prototxt' "
-                          "does not exist")
-    assert "run the demo from the repository root" in err
+    assert demo.main(["--iterations", "0", "-q"]) == 0
+    out = capsys.readouterr().out
+    for name in ("imagelist_solver.prototxt", "imagelist_train_val.prototxt"):
+        assert f"wrote prototxt/{name} (the package's copy)" in out
+        assert (tmp_path / "prototxt" / name).read_bytes() == \
+            (REPO / "prototxt" / name).read_bytes()
+    assert (tmp_path / "demo_output" / "preview.png").is_file()
+    assert "caffe-layers-check-list path/to/images/train.txt" in out
+
+
+def test_an_edited_prototxt_is_kept(workdir, capsys):
+    solver = workdir / "prototxt" / "imagelist_solver.prototxt"
+    edited = solver.read_text().replace("max_iter: 200", "max_iter: 3")
+    solver.write_text(edited)
+    assert demo.main(["-q"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote prototxt/" not in out
+    assert "trained 3 iterations" in out
+    assert solver.read_text() == edited
+
+
+def test_a_missing_solver(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert demo.main(["--solver", "nope.prototxt"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "caffe-layers-demo: error: solver 'nope.prototxt' does not exist")
     assert not (tmp_path / "demo_data").exists()
+
+
+def test_the_shipped_prototxt_files_are_the_repositorys():
+    shipped = sorted(p.name for p in (REPO / "caffe_layers" / "tools" / "demo_files").iterdir())
+    assert shipped == sorted(name for example in _examples.EXAMPLES.values()
+                             for name in example.prototxt_files)
+    for name in shipped:
+        assert (REPO / "caffe_layers" / "tools" / "demo_files" / name).read_bytes() == \
+            (REPO / "prototxt" / name).read_bytes(), f"prototxt/{name} differs from the " \
+            f"package's copy: edit both"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["hdf5", "npy", "multi", "dataset"])
+def test_every_example_in_one_command(tmp_path, example):
+    """``caffe-layers-demo --example NAME`` from an empty directory: data, training, preview."""
+    done = run_demo(tmp_path, "--example", example, "--iterations", "12", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "trained 12 iterations" in done.stdout
+    assert "  Optimization Done. 12 iterations" in done.stdout
+    assert f"python -m caffe_layers.testing.runner prototxt/{example}_solver.prototxt" in \
+        done.stdout
+    preview = cv2.imread(str(tmp_path / "demo_output" / f"preview_{example}.png"))
+    assert preview is not None and preview.shape[2] == 3
+    again = run_demo(tmp_path, "--example", example, "--iterations", "2", "-q")
+    assert again.returncode == 0, again.stderr
+    if _examples.EXAMPLES[example].write_data is not None:
+        assert "using the existing example_data/" in again.stdout
+    assert "wrote prototxt/" not in again.stdout
 
 
 def test_an_incomplete_dataset_is_remade(workdir, capsys):

@@ -1,17 +1,23 @@
 """``caffe-layers-demo``: the README's first command, from nothing to a trained net and a preview.
 
-1. Makes ``demo_data/`` in the working directory unless it is already complete: coloured shapes
+Works in any directory, also outside the repository: what it needs ships in the package.
+
+1. Writes the solver and net into ``prototxt/`` unless they are there (the package's copies,
+   ``caffe_layers/tools/demo_files/``, which equal the repository's ``prototxt/`` files).
+2. Makes ``demo_data/`` in the working directory unless it is already complete: coloured shapes
    in four classes as 64x64 JPEGs (:mod:`caffe_layers.tools._shapes`), then ``train.txt``,
    ``val.txt``, ``labels.txt`` with ``caffe-layers-make-list`` and ``mean.binaryproto`` with
    ``caffe-layers-compute-mean`` (no resize).
-2. Trains ``prototxt/imagelist_solver.prototxt``: through real Caffe (pycaffe's solver) when
+3. Trains ``prototxt/imagelist_solver.prototxt``: through real Caffe (pycaffe's solver) when
    ``import caffe`` finds it, else through :func:`caffe_layers.testing.runner.run`, where only
    the Python data layers compute; prints the training images per second.
-3. Writes ``demo_output/preview.png``: one TRAIN batch as the net receives it.
-4. Prints where everything is and the commands to try next.
+4. Writes ``demo_output/preview.png``: one TRAIN batch as the net receives it.
+5. Prints where everything is and the commands to try next.
 
-Run it from the repository root (the solver's paths are relative to the working directory, as
-in Caffe). Running it again reuses ``demo_data/`` and rewrites ``demo_output/``.
+``--example hdf5|npy|multi|dataset`` does the same for the other examples of ``prototxt/``,
+their data in ``example_data/`` (:mod:`caffe_layers.tools._examples`). Running it again reuses
+the data and rewrites ``demo_output/``; the solver's paths are relative to the working
+directory, as in Caffe.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ import time
 from typing import Any, Sequence
 
 from caffe_layers.errors import DataError
-from caffe_layers.tools import _cli, _shapes
+from caffe_layers.tools import _cli, _examples, _shapes
 from caffe_layers.tools.progress import Progress
 
 DATA = "demo_data"
 SOLVER = os.path.join("prototxt", "imagelist_solver.prototxt")
 PER_CLASS = 150
+EXAMPLES_SHOWN = ("hdf5", "npy", "multi", "dataset")
 DATA_FILES = ("train.txt", "val.txt", "labels.txt", "mean.binaryproto")
 
 
@@ -111,20 +118,34 @@ def train(solver_path: str, iterations: int | None) -> None:
           + (f"{rate:.0f} images/s" if rate else "no rate (no iteration ran)"))
 
 
-def _next_steps(out: str, net: str, seconds: float) -> str:
+def _next_steps(out: str, preview_png: str, net: str, solver: str, seconds: float) -> str:
     return f"""
 done in {seconds:.1f} s
   dataset:  {DATA}/<class>/*.jpg, {DATA}/train.txt, val.txt, labels.txt, mean.binaryproto
   net:      {net}
-  preview:  {os.path.join(out, 'preview.png')}
+  preview:  {preview_png}
 
 next, try:
   caffe-layers-preview {net} --phase TEST --labels {DATA}/labels.txt --out {out}/val.png
   caffe-layers-make-list path/to/images --val-fraction 0.2      (one subfolder per class)
+  caffe-layers-check-list path/to/images/train.txt --root-folder path/to/images/
   caffe-layers-compute-mean path/to/images/train.txt --root-folder path/to/images/ \\
       --new-height 64 --new-width 64
   then point source, root_folder and mean_file in {net} at your files and train:
-  caffe train --solver {SOLVER}     (or: python -m caffe_layers.testing.runner {SOLVER})"""
+  caffe train --solver {solver}     (or: python -m caffe_layers.testing.runner {solver})
+  the other examples: caffe-layers-demo --example {{{','.join(EXAMPLES_SHOWN)}}}"""
+
+
+def _example_steps(example: _examples.Example, preview_png: str, net: str, solver: str,
+                   seconds: float) -> str:
+    data = f"{_examples.DATA}/" if example.write_data else "none (the dataset is Python code)"
+    return f"""
+done in {seconds:.1f} s
+  data:     {data}
+  net:      {net}
+  preview:  {preview_png}
+train it again:
+  python -m caffe_layers.testing.runner {solver}   (or: caffe train --solver {solver})"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,38 +153,79 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         "Make a small synthetic dataset (coloured shapes, 4 classes) in demo_data/, train the\n"
         "example solver on it (real Caffe when importable, else caffe_layers' runner), print\n"
-        "the images/s and write a preview of one training batch. Run from the repository root.")
+        "the images/s and write a preview of one training batch. Works in any directory: the\n"
+        "prototxt files are written into prototxt/ unless they are there. --example runs the\n"
+        "other examples (their data in example_data/).")
+    parser.add_argument("--example", choices=sorted(_examples.EXAMPLES), default="imagelist",
+                        help="which example to make and train (default: imagelist, the image "
+                             "list demo)")
     parser.add_argument("--out", default="demo_output", metavar="DIR",
                         help="where the preview goes (default: demo_output)")
     parser.add_argument("--iterations", type=_cli.non_negative_int, metavar="N",
                         help="training iterations (default: the solver's max_iter)")
-    parser.add_argument("--solver", default=SOLVER, help=f"solver prototxt (default: {SOLVER})")
+    parser.add_argument("--solver", help="solver prototxt (default: the example's, "
+                                         "prototxt/<example>_solver.prototxt)")
     parser.add_argument("--fresh", action="store_true",
-                        help=f"remake {DATA}/ even if it is complete")
+                        help="remake the example's data even if it is complete")
     _cli.add_quiet(parser)
     return parser
 
 
-def _run(args: argparse.Namespace) -> None:
-    from caffe_layers.testing.runner import read_solver
+def _make_data(example: _examples.Example, args: argparse.Namespace) -> None:
+    """The example's data, unless it is complete (and not ``--fresh``)."""
+    if example.name == "imagelist":
+        if args.fresh or not _complete(DATA):
+            make_dataset(DATA, PER_CLASS, args.quiet)
+        else:
+            print(f"using the existing {DATA}/ (--fresh remakes it)")
+    elif example.write_data is not None:
+        if args.fresh or not example.data_complete():
+            os.makedirs(_examples.DATA, exist_ok=True)
+            example.write_data(_examples.DATA)
+            print(f"wrote the {example.name} example's data into {_examples.DATA}/")
+        else:
+            print(f"using the existing {_examples.DATA}/ (--fresh remakes it)")
+
+
+def _preview(example: _examples.Example, net: str, out: str) -> str:
+    """Write the preview of one TRAIN batch; its path."""
     from caffe_layers.tools import preview
 
-    started = time.perf_counter()
-    _cli.require_file(args.solver, "solver", "run the demo from the repository root (the folder "
-                                             "holding prototxt/), or give --solver")
-    if args.fresh or not _complete(DATA):
-        make_dataset(DATA, PER_CLASS, args.quiet)
-    else:
-        print(f"using the existing {DATA}/ (--fresh remakes it)")
-    os.makedirs(args.out, exist_ok=True)
-    os.makedirs("demo_output", exist_ok=True)  # the solver's snapshot_prefix folder
-    train(args.solver, args.iterations)
-    net = read_solver(args.solver).train_net
-    shown = preview.main([net, "--phase", "TRAIN", "--out", os.path.join(args.out, "preview.png"),
-                          "--labels", os.path.join(DATA, "labels.txt")])
-    if shown:
+    name = "preview.png" if example.name == "imagelist" else f"preview_{example.name}.png"
+    png = os.path.join(out, name)
+    argv = [net, "--phase", "TRAIN", "--out", png]
+    if example.name == "imagelist":
+        argv += ["--labels", os.path.join(DATA, "labels.txt")]
+    if example.stretch:
+        argv.append("--stretch")
+    if preview.main(argv):
         raise DataError(f"the preview of {net} failed (see above)")
-    print(_next_steps(args.out, net, time.perf_counter() - started))
+    return png
+
+
+def _run(args: argparse.Namespace) -> None:
+    from caffe_layers.testing.runner import read_solver
+
+    started = time.perf_counter()
+    example = _examples.EXAMPLES[args.example]
+    solver = args.solver
+    if solver is None:
+        solver = example.solver
+        for path in _examples.write_prototxt(example):
+            print(f"wrote {path} (the package's copy)")
+    _cli.require_file(solver, "solver", "give an existing solver prototxt, or leave out "
+                                        "--solver to use the example's")
+    _make_data(example, args)
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs("demo_output", exist_ok=True)  # the solvers' snapshot_prefix folder
+    train(solver, args.iterations)
+    net = read_solver(solver).train_net
+    png = _preview(example, net, args.out)
+    seconds = time.perf_counter() - started
+    if example.name == "imagelist":
+        print(_next_steps(args.out, png, net, solver, seconds))
+    else:
+        print(_example_steps(example, png, net, solver, seconds))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
