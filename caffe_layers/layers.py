@@ -163,9 +163,9 @@ class PrefetchDataLayer(caffe.Layer):
 
     def _small_dataset(self, batch_size: int, pipeline: Pipeline) -> str:
         """What a batch holds when it is larger than the samples it is cut from ("" if not)."""
-        if pipeline.samples is None:
-            return ""
-        rank, count = self._shard_of
+        if pipeline.samples is None or pipeline.whole_batches or not batch_size:
+            return ""  # a generator, or a keras Sequence (whose indices are batches)
+        rank, count = self._shard_of.shard_rank, self._shard_of.shard_count
         length = len(range(rank, pipeline.samples, count))
         if batch_size <= length:
             return ""

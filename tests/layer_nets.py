@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 import caffe
 import numpy as np
 
 from caffe_layers.prefetch import close_all
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+# Subprocesses find the package and the sample datasets without an install.
+SUBPROCESS_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    filter(None, [str(REPO), str(TESTS), os.environ.get("PYTHONPATH")])))
 
 
 def write_net(directory, layer: str, param_str: str, tops=("data", "label"),

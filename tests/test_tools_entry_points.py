@@ -124,9 +124,22 @@ def fresh_venv(tmp_path: Path, wheel: Path) -> Path:
     assert done.returncode == 0, done.stderr
     site = run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                tmp_path).stdout.strip()
-    ours = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
-    Path(site, "dependencies.pth").write_text("".join(p + "\n" for p in sorted(ours)))
+    Path(site, "dependencies.pth").write_text("".join(p + "\n" for p in dependency_folders()))
     return venv
+
+
+def dependency_folders() -> list:
+    """The folders this interpreter imports the package's dependencies from."""
+    import cv2
+    import h5py
+    import numpy
+    import yaml
+
+    folders = set()
+    for module in (cv2, h5py, numpy, yaml):
+        path = Path(module.__file__).resolve()  # a package's __init__.py, or a module file
+        folders.add(str(path.parent.parent if path.stem == "__init__" else path.parent))
+    return sorted(folders)
 
 
 @pytest.mark.slow
