@@ -78,6 +78,10 @@ def quiet_runs(tmp_path: Path) -> dict:
                                  tmp_path / "batch.png"),
         "caffe-layers-demo": (["--iterations", "0", "-q"],
                               tmp_path / "empty" / "demo_output" / "preview.png"),
+        "caffe-layers-convert-db": ([root, listing, tmp_path / "lmdb", "-q"],
+                                    tmp_path / "lmdb" / "data.mdb"),
+        "caffe-layers-bench": ([net, "--workers", "0", "--batches", "2", "--json",
+                                tmp_path / "bench.json", "-q"], tmp_path / "bench.json"),
     }
 
 

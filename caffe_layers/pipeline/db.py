@@ -199,4 +199,4 @@ def build(params: DBParams, train: bool) -> Pipeline:
                               _block_runs(len(database), block), window)
     return Pipeline(producer, label_layouts(data, params.batch_size, 1), len(database),
                     _describe(database, shape, encoded, params, block, window),
-                    shuffled_order=order)
+                    shuffled_order=order, unit="records")
