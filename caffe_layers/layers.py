@@ -14,9 +14,10 @@ Use them from a prototxt::
 
 ``setup`` validates every key, opens and transforms the first sample, fixes the top shapes and
 only then starts the workers; ``reshape`` only shapes the tops; ``forward`` copies the next batch
-from shared memory into the tops. Inside the ``caffe`` binary an exception aborts the process
-without a traceback (contract §3), so every method that can fail (setup, reshape, forward) prints
-its traceback to stderr before raising (:func:`~caffe_layers.pycaffe.printing_errors`).
+from shared memory into the tops. A ``caffe`` binary built with CMake aborts on a layer's exception
+without printing it (CAFFE.md, "Errors"), so there every method that can fail (setup, reshape,
+forward) prints its traceback to stderr before raising; where the caller prints it (pycaffe, a
+Make-built binary) it does not (:func:`~caffe_layers.pycaffe.printing_errors`).
 ``caffe`` is real Caffe when importable, else the package's fake (:mod:`caffe_layers.testing`).
 """
 

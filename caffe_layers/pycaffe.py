@@ -15,14 +15,17 @@ The rules (CAFFE.md, "Finding pycaffe"):
 
 The fake lives in :mod:`caffe_layers.testing.fake_caffe`; it is imported by name, only when used.
 
-:func:`printing_errors` is for the layers' methods: inside the ``caffe`` binary an exception in a
-Python layer aborts the process (SIGABRT, exit 134) without printing its traceback.
+:func:`printing_errors` is for the layers' methods: a ``caffe`` binary built with CMake aborts on
+an exception in a Python layer (SIGABRT, exit 134) without printing its traceback, so the layers
+print it there, and only where nobody else will (:func:`layer_errors_printed`; CAFFE.md, "Errors").
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import io
 import os
 import re
 import subprocess
@@ -33,12 +36,14 @@ from typing import Any, Callable
 
 from caffe_layers.errors import PycaffeError
 
-__all__ = ["FAKE_ENV", "FAKE_NAME", "caffe_process", "import_caffe", "install_fake", "is_fake",
+__all__ = ["FAKE_ENV", "FAKE_NAME", "binary_prints_python_errors", "caffe_process",
+           "emulate_binary", "import_caffe", "install_fake", "is_fake", "layer_errors_printed",
            "printing_errors"]
 
 FAKE_ENV = "CAFFE_LAYERS_FAKE_CAFFE"
 FAKE_NAME = "caffe_layers.testing.fake_caffe"
 _noted: set = set()
+_emulated: dict = {}  # {"prints_layer_errors": bool} once emulate_binary() was called
 
 
 def is_fake(module: ModuleType) -> bool:
@@ -60,18 +65,59 @@ def caffe_process() -> str | None:
         return exe
     if "caffe" in sys.modules:  # pycaffe itself maps libcaffe
         return None
+    return exe if _libcaffe() else None
+
+
+def emulate_binary(prints_layer_errors: bool | None) -> None:
+    """Declare this process an emulation of the ``caffe`` binary (the runner's command line).
+
+    ``prints_layer_errors``: whether the emulated binary prints a Python layer's exception;
+    None ends the emulation.
+    """
+    if prints_layer_errors is None:
+        _emulated.clear()
+    else:
+        _emulated["prints_layer_errors"] = prints_layer_errors
+
+
+def layer_errors_printed() -> bool:
+    """Whether whoever called a Python layer prints the exception it raises.
+
+    Under pycaffe (and the fake) the exception reaches the Python caller. The ``caffe`` binary
+    prints it when built with Make and ``WITH_PYTHON_LAYER``: its ``main`` catches
+    ``boost::python::error_already_set`` and calls ``PyErr_Print``. A CMake build compiles the
+    tool without that definition, so the exception aborts the process unprinted. The binary is
+    told apart by whether it imports ``PyErr_Print`` (its dynamic symbols).
+    """
+    if "prints_layer_errors" in _emulated:
+        return _emulated["prints_layer_errors"]
+    binary = caffe_process()
+    return True if binary is None else binary_prints_python_errors(binary)
+
+
+@functools.lru_cache(maxsize=None)
+def binary_prints_python_errors(path: str) -> bool:
+    """Whether the executable at ``path`` catches a Python error and calls ``PyErr_Print``.
+
+    True when its dynamic symbols name both ``PyErr_Print`` and Boost.Python's
+    ``error_already_set`` (what the catch in Caffe's ``tools/caffe.cpp`` needs); False when it
+    cannot be read.
+    """
     try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            return exe if any("/libcaffe" in line for line in maps) else None
+        with open(path, "rb") as executable:
+            image = executable.read()
     except OSError:
-        return None
+        return False
+    return b"\0PyErr_Print\0" in image and b"error_already_set" in image
 
 
 def printing_errors(method: Callable) -> Callable:
-    """Decorate a ``caffe.Layer`` method: print the full traceback to stderr, then re-raise.
+    """Decorate a ``caffe.Layer`` method: print the full traceback to stderr, then re-raise,
+    where the caller would not print it (:func:`layer_errors_printed`).
 
-    ``caffe train`` would abort without showing it. The line before the traceback names the
-    layer class and the method, e.g. ``caffe_layers: ImageListDataLayer.forward failed:``.
+    A CMake-built ``caffe train`` would abort without showing it. The line before the traceback
+    names the layer class and the method, e.g. ``caffe_layers: ImageListDataLayer.forward
+    failed:``.
     """
 
     @functools.wraps(method)
@@ -79,8 +125,9 @@ def printing_errors(method: Callable) -> Callable:
         try:
             return method(self, *args)
         except Exception:
-            print(f"caffe_layers: {type(self).__name__}.{method.__name__} failed:\n"
-                  f"{traceback.format_exc()}", file=sys.stderr, flush=True)
+            if not layer_errors_printed():
+                print(f"caffe_layers: {type(self).__name__}.{method.__name__} failed:\n"
+                      f"{traceback.format_exc()}", file=sys.stderr, flush=True)
             raise
 
     return wrapper
@@ -116,11 +163,16 @@ def import_caffe() -> ModuleType:
         return current
     if binary is None and os.environ.get(FAKE_ENV) == "1":
         return _fake()
+    noise = io.StringIO()
     try:
-        module = importlib.import_module("caffe")
+        with contextlib.redirect_stderr(noise):
+            module = importlib.import_module("caffe")
     except Exception as exc:  # noqa: BLE001 - any failure of a present pycaffe is explained
+        # What the failed import wrote (numpy 2 prints its own notice and a stack for a module
+        # built against numpy 1.x) is replaced by one explanation.
         _forget_partial_import()
         return _unusable(exc, binary)
+    sys.stderr.write(noise.getvalue())
     if hasattr(module, "Layer"):
         return module
     where = getattr(module, "__file__", None) or "?"
@@ -152,11 +204,27 @@ def _unusable(exc: Exception, binary: str | None) -> ModuleType:
     return _fake()
 
 
+def _libcaffe() -> str | None:
+    """The path of the ``libcaffe`` this process has mapped, if any."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.split()[-1]
+                if "/libcaffe" in path:
+                    return path
+    except OSError:
+        pass
+    return None
+
+
 def _path_fix(binary: str) -> str:
-    root = os.path.dirname(os.path.dirname(os.path.dirname(binary)))  # <root>/build/tools/caffe
-    python = os.path.join(root, "python")
-    example = python if os.path.isfile(os.path.join(python, "caffe", "__init__.py")) \
-        else "<caffe>/python"
+    # <root>/build/tools/caffe and <root>/build/lib/libcaffe.so: pycaffe is <root>/python
+    roots = [os.path.dirname(os.path.dirname(os.path.dirname(path)))
+             for path in (binary, _libcaffe()) if path]
+    pythons = [os.path.join(root, "python") for root in roots]
+    example = next((python for python in pythons
+                    if os.path.isfile(os.path.join(python, "caffe", "__init__.py"))),
+                   "<caffe>/python")
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return (f"put Caffe's python directory on PYTHONPATH, e.g. "
             f"PYTHONPATH={example}:{package} caffe train ...")

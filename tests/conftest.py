@@ -6,6 +6,7 @@ import tempfile
 import pytest
 
 import caffe_layers.testing
+from caffe_layers import pycaffe
 from caffe_layers.ranks import LAUNCHERS, SLURM_STEP
 from caffe_layers.testing import leaks
 
@@ -31,6 +32,17 @@ os.environ["TMPDIR"] = SUBPROCESS_TMPDIR
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SUBPROCESS_TMPDIR, ignore_errors=True)
+
+
+@pytest.fixture
+def aborting_binary(capfd):
+    """Layers run as under a ``caffe`` binary that aborts without printing the exception (a CMake
+    build, the runner's CLI), so they print it themselves; yields ``capfd`` to read it."""
+    pycaffe.emulate_binary(prints_layer_errors=False)
+    try:
+        yield capfd
+    finally:
+        pycaffe.emulate_binary(None)
 
 
 @pytest.fixture(autouse=True)

@@ -49,7 +49,9 @@ def two_phase_net(path: Path, train_params: str = "", test_params: str = "",
 
 
 def write_solver(path: Path, body: str) -> str:
-    path.write_text(textwrap.dedent(body))
+    """Write a solver; it trains with a fixed rate unless ``body`` names an ``lr_policy``."""
+    body = textwrap.dedent(body)
+    path.write_text(body if "lr_policy" in body else body + 'lr_policy: "fixed"\n')
     return os.path.relpath(path)
 
 
@@ -339,14 +341,48 @@ def test_missing_net_file_says_paths_are_relative_to_the_working_directory(workd
     ('net: "net.prototxt"\ntrain_net: "net.prototxt"\n', "more than one field specifies the "
                                                          "train net: net, train_net"),
     ("max_iter: 3\n", "the solver must specify a train net"),
-    ('net: "net.prototxt"\nsnapshot: 100\n', "snapshot is specified but snapshot_prefix is not"),
     ('net: "net.prototxt"\niter_size: 0\n', "iter_size must be >= 1 (got 0)"),
+    ('net: "net.prototxt"\nmax_iter: 1\nlr_policy: "steps"\n', "3:1: unknown lr_policy 'steps': "
+                                                              "real `caffe train` aborts"),
     ('net_param { name: "x" }\n', "net_param (an inline net) is not supported by the runner"),
     ('net: "net.prototxt"\nmax_iter: \n', "missing value for 'max_iter'"),
 ])
 def test_solver_errors(workdir, body, expected):
     message = refused(workdir, body)
     assert expected in message
+
+
+def test_snapshot_prefix_defaults_as_in_caffe(workdir):
+    """Caffe's UpgradeSnapshotPrefixProperty: no prefix -> the solver's path without extension;
+    a directory -> <directory>/<solver stem>; anything else as given."""
+    two_phase_net(workdir / "net.prototxt")
+    (workdir / "conf").mkdir()
+    (workdir / "snaps").mkdir()
+    cases = {"": "conf/s", 'snapshot_prefix: "snaps"\n': os.path.join("snaps", "s"),
+             'snapshot_prefix: "snaps/run"\n': "snaps/run"}
+    for line, prefix in cases.items():
+        solver = write_solver(workdir / "conf" / "s.prototxt", 'net: "net.prototxt"\n' + line)
+        assert runner.read_solver(solver).snapshot_prefix == prefix
+
+
+def test_an_unwritable_snapshot_prefix_is_refused_before_any_net_is_built(workdir):
+    record = workdir / "calls.txt"
+    two_phase_net(workdir / "net.prototxt", train_params=f"{{record_file: {record}}}")
+    write_solver(workdir / "solver.prototxt",
+                 'net: "net.prototxt"\nsnapshot: 5\nsnapshot_prefix: "missing/m"\n')
+    with pytest.raises(runner.SolverError, match="Cannot write to snapshot prefix 'missing/m'"):
+        runner.run("solver.prototxt")
+    assert not record.exists()
+    assert sorted(p.name for p in workdir.iterdir()) == ["net.prototxt", "solver.prototxt"]
+
+
+def test_a_solver_without_lr_policy_is_refused_unless_nothing_trains(workdir):
+    two_phase_net(workdir / "net.prototxt")
+    (workdir / "solver.prototxt").write_text('net: "net.prototxt"\nmax_iter: 2\n')
+    with pytest.raises(runner.SolverError, match="lr_policy is not given: real `caffe train` "
+                                                 "aborts at the first update"):
+        runner.read_solver("solver.prototxt")
+    assert runner.read_solver("solver.prototxt", max_iter=0).max_iter == 0
 
 
 def test_missing_solver_file(workdir):
@@ -531,7 +567,7 @@ def test_cli_sigint_stops_after_the_current_iteration(workdir):
     # SIGINT arrived in the 3rd forward, the first of iteration 1: that iteration still finishes
     assert record.read_text().splitlines()[2:] == ["train reshape", "train forward"] * 4
     assert "Optimization stopped early." in done.stderr
-    assert "Snapshotting to _iter_2.caffemodel" in done.stderr
+    assert "Snapshotting to solver_iter_2.caffemodel" in done.stderr  # Caffe's default prefix
     assert "KeyboardInterrupt" not in done.stderr
 
 

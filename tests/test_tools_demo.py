@@ -42,8 +42,8 @@ def test_demo_end_to_end_then_again(workdir):
     data = workdir / "demo_data"
     for name in _shapes.CLASSES:
         assert len(list((data / name).glob("*.jpg"))) == demo.PER_CLASS
-    assert len((data / "train.txt").read_text().splitlines()) == 480
-    assert len((data / "val.txt").read_text().splitlines()) == 120
+    assert len((data / "train.txt").read_text().splitlines()) == 1280
+    assert len((data / "val.txt").read_text().splitlines()) == 320
     assert (data / "labels.txt").read_text().split() == ["0", "circle", "1", "cross", "2",
                                                         "square", "3", "triangle"]
     assert read_mean(str(data / "mean.binaryproto")).shape == (3, 64, 64)
@@ -51,8 +51,13 @@ def test_demo_end_to_end_then_again(workdir):
     zoom = 2  # 56-pixel crops reach the 80-pixel tiles at zoom 2
     rows = 16 // 8  # the TRAIN batch of prototxt/imagelist_train_val.prototxt, 8 per row
     assert png.shape == (2 + rows * (56 * zoom + 14 + 2), 2 + 8 * (56 * zoom + 2), 3)
-    assert "images/s" in done.stdout
-    assert "trained 20 iterations" in done.stdout
+    assert "trained 20 iterations in " in done.stdout
+    assert "test: loss and accuracy not computed (the runner computes only the Python layers" \
+        in done.stdout
+    [rate] = [line for line in done.stdout.splitlines() if line.startswith("data layer: ")]
+    assert rate.endswith("images/s in steady state (its TRAIN batches alone, after the "
+                         "prefetched ones)")
+    assert float(rate.split()[2]) > 0
     assert "caffe-layers-preview" in done.stdout
     assert "caffe-layers-make-list" in done.stdout
     assert "Traceback" not in done.stderr
@@ -66,7 +71,8 @@ def test_demo_end_to_end_then_again(workdir):
 def test_demo_in_process_with_zero_iterations(workdir, capsys):
     assert demo.main(["--iterations", "0", "--out", "shown", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "no rate (no iteration ran)" in out
+    assert "trained 0 iterations in " in out
+    assert "data layer: " in out  # the rate is measured on the data layer alone
     assert (workdir / "shown" / "preview.png").is_file()
 
 
@@ -137,7 +143,7 @@ def test_an_incomplete_dataset_is_remade(workdir, capsys):
     (workdir / "demo_data" / "mean.binaryproto").unlink()
     capsys.readouterr()
     assert demo.main(["--iterations", "0", "--quiet"]) == 0
-    assert "wrote 600 JPEGs" in capsys.readouterr().out
+    assert "wrote 1600 JPEGs" in capsys.readouterr().out
     assert (workdir / "demo_data" / "mean.binaryproto").is_file()
 
 

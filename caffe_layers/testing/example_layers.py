@@ -1,8 +1,9 @@
 """A placeholder data layer for the example net in ``prototxt/``: deterministic random batches.
 
-``RandomDataLayer`` behaves as a well-made Caffe data layer should (contract §1-§3): it reads
+``RandomDataLayer`` behaves as a well-made Caffe data layer should (CAFFE.md): it reads
 ``param_str`` as YAML, checks its top count in ``setup``, fixes its top shapes there, and prints its
-own traceback before re-raising (a CMake-built ``caffe`` aborts without printing it). Like
+own traceback before re-raising where nobody else will (a CMake-built ``caffe`` aborts without
+printing it; :func:`~caffe_layers.pycaffe.printing_errors`). Like
 :mod:`caffe_layers.layers` it subclasses the ``caffe`` of
 :func:`~caffe_layers.pycaffe.import_caffe`: real pycaffe when usable, else the fake.
 """

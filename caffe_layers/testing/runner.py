@@ -1,18 +1,21 @@
 """Run a solver prototxt the way ``caffe train`` does, with the fake ``caffe`` (or the real one).
 
-:func:`run` reads the solver (contract §10, :mod:`~caffe_layers.testing.solver_file`), builds the
-TRAIN net and every TEST net with ``caffe.Net(path, phase)`` before iteration 0, then calls them in
-the order of Caffe's ``Solver::Solve``/``Step``/``TestAll`` (contract §1): a test at iteration 0
-(``test_initialization``) and every ``test_interval`` (``test_iter`` forwards per test net),
-``iter_size`` forward+backward passes per iteration, the snapshot after training, the extra train
-forward when ``display`` divides ``max_iter`` and the final test when ``test_interval`` does. Only
-Python layers compute; the fake checks the wiring of the others. :func:`run` leaves the process
-alone (no ``sys.argv``, ``sys.path`` or signal changes) and only sets Caffe's mode and seed.
+:func:`run` reads the solver (:mod:`~caffe_layers.testing.solver_file`, CAFFE.md "Solver files"),
+builds the TRAIN net and every TEST net with ``caffe.Net(path, phase)`` before iteration 0, then
+calls them in the order of Caffe's ``Solver::Solve``/``Step``/``TestAll`` (CAFFE.md, "Schedule"):
+a test at iteration 0 (``test_initialization``) and every ``test_interval`` (``test_iter``
+forwards per test net), ``iter_size`` forward+backward passes per iteration, the snapshots, the
+extra train forward when ``display`` divides ``max_iter`` and the final test when
+``test_interval`` does. Only Python layers compute; the fake checks the wiring of the others.
+:func:`run` leaves the process alone (no ``sys.argv``, ``sys.path`` or signal changes) and only
+sets Caffe's mode and seed. tests/test_real_runner_parity.py checks the call order and the
+snapshot names against real ``caffe train``.
 
 The command line, ``python -m caffe_layers.testing.runner SOLVER.prototxt [--max-iter N]``, also
 emulates the ``caffe`` binary around the layers (:mod:`~caffe_layers.testing.caffe_binary`): the
-embedded interpreter (contract §4: ``sys.argv``, ``__main__``, ``sys.path``, ``sys.executable``, no
-finalization), the abort on a layer exception (contract §3) and the SIGINT/SIGHUP handlers.
+embedded interpreter (CAFFE.md: ``sys.argv``, ``__main__``, ``sys.path``, ``sys.executable``, no
+finalization), the abort of a CMake-built ``caffe`` on a layer exception without printing it
+(CAFFE.md, "Errors"; so the layers print it themselves) and the SIGINT/SIGHUP handlers.
 ``--no-embedded`` turns the interpreter part off.
 """
 
@@ -251,6 +254,22 @@ def _set_mode(caffe: Any, spec: SolverSpec, log: Callable[[str], None]) -> None:
         caffe.set_random_seed(spec.random_seed)
 
 
+def _check_snapshot_prefix(spec: SolverSpec) -> None:
+    """Caffe's ``CheckSnapshotWritePermissions``: with ``snapshot`` set, a file must be creatable
+    at the prefix before any net is built (Caffe aborts otherwise)."""
+    if not spec.snapshot:
+        return
+    probe = f"{spec.snapshot_prefix}_iter_0.tempfile"
+    try:
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError:
+        raise SolverError(f"Cannot write to snapshot prefix '{spec.snapshot_prefix}' (real "
+                          f"`caffe train` aborts here)",
+                          "make sure that the directory exists and is writable") from None
+
+
 def run(solver_path: str, max_iter: int | None = None, *,
         log: Callable[[str], None] | None = None,
         requested_action: Callable[[], str] | None = None) -> RunRecord:
@@ -273,6 +292,7 @@ def run(solver_path: str, max_iter: int | None = None, *,
     caffe = import_caffe()
     with _not_computed_warnings(caffe) as warned:
         _set_mode(caffe, spec, emit)
+        _check_snapshot_prefix(spec)
         emit(f"Creating training net from net file: {spec.train_net}")
         train_net = caffe.Net(spec.train_net, caffe.TRAIN)
         test_nets = []
@@ -325,6 +345,7 @@ def _log_line(line: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (aborts the process on a layer exception)."""
     from caffe_layers.errors import CaffeLayersError
+    from caffe_layers.pycaffe import emulate_binary
 
     args = _parse_args(argv)
     if args.max_iter is not None and args.max_iter < 0:
@@ -332,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.embedded:
         emulate_embedded(args.executable)
+    emulate_binary(prints_layer_errors=False)  # a CMake-built caffe: abort, print nothing
     signals = SignalActions(args.sigint_effect, args.sighup_effect)
     signals.install()
     status = 0
@@ -346,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = 1
     finally:
         signals.uninstall()
+        emulate_binary(None)
     if args.embedded:  # the caffe binary never finalizes Python: no atexit, no __del__
         sys.stdout.flush()
         sys.stderr.flush()

@@ -1,4 +1,4 @@
-"""Read a Caffe solver prototxt and check it as ``caffe train`` does (contract §10).
+"""Read a Caffe solver prototxt and check it as ``caffe train`` does (CAFFE.md, "Solver files").
 
 :func:`read_solver` turns the file into a :class:`SolverSpec` of the fields the runner acts on, or
 raises :class:`SolverError` where Caffe's own checks fail or the runner cannot do what it asks.
@@ -55,6 +55,7 @@ _UNSUPPORTED = {
     "test_state": "net states (stage, level)",
 }
 _TRAIN_NET_FIELDS = ("net", "net_param", "train_net", "train_net_param")
+_LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +63,8 @@ class SolverSpec:
     """The solver fields the runner acts on, checked as Caffe checks them.
 
     ``test_nets`` has one net file per ``test_iter`` entry: the ``test_net`` files, then ``net``
-    for each remaining ``test_iter`` (Caffe's ``InitTestNets``).
+    for each remaining ``test_iter`` (Caffe's ``InitTestNets``). ``snapshot_prefix`` is the one
+    Caffe uses: :func:`snapshot_prefix`.
     """
 
     path: str
@@ -140,9 +142,17 @@ def _check_ranges(msg: Message, values: dict) -> None:
             if value < low:
                 raise _refuse(msg, name, f"{name} must be >= {low} (got {value})",
                               f"write e.g. {name}: {max(low, 1)}")
-    if values.get("snapshot", [0])[0] and "snapshot_prefix" not in values:
-        raise _refuse(msg, "snapshot", "snapshot is specified but snapshot_prefix is not",
-                      'add snapshot_prefix: "models/name"')
+
+
+def _check_lr_policy(msg: Message, values: dict, max_iter: int) -> None:
+    """Caffe's ``SGDSolver::GetLearningRate``: the first update aborts on an unknown policy."""
+    policy = values.get("lr_policy", [""])[0]
+    if max_iter > 0 and policy not in _LR_POLICIES:
+        what = f"unknown lr_policy {policy!r}" if policy else "lr_policy is not given"
+        raise _refuse(msg, "lr_policy" if policy else None,
+                      f"{what}: real `caffe train` aborts at the first update "
+                      f"('Unknown learning rate policy: {policy}')",
+                      f"give one of {', '.join(_LR_POLICIES)}, e.g. lr_policy: \"fixed\"")
 
 
 def _check_net_files(msg: Message, solver_path: str, fields: dict) -> None:
@@ -159,6 +169,17 @@ def _check_net_files(msg: Message, solver_path: str, fields: dict) -> None:
                           f"{os.getcwd()!r}, not to the solver's directory{hint}")
 
 
+def snapshot_prefix(solver_path: str, given: str | None) -> str:
+    """Caffe's ``UpgradeSnapshotPrefixProperty``: the solver's path without its extension when
+    no prefix is given; ``<prefix>/<solver stem>`` when the prefix is a directory."""
+    if given is None:
+        return os.path.splitext(solver_path)[0]
+    if os.path.isdir(given):
+        stem = os.path.splitext(os.path.basename(solver_path))[0]
+        return os.path.join(given, stem)
+    return given
+
+
 def read_solver(path: str, max_iter: int | None = None) -> SolverSpec:
     """Read and check the solver at ``path``; ``max_iter`` overrides its ``max_iter``."""
     if not os.path.isfile(path):
@@ -168,6 +189,7 @@ def read_solver(path: str, max_iter: int | None = None) -> SolverSpec:
     values = {name: _field_values(msg, name) for name in msg.names()}
     _check_counts(msg, values)
     _check_ranges(msg, values)
+    _check_lr_policy(msg, values, values.get("max_iter", [0])[0] if max_iter is None else max_iter)
     files, test_iter = values.get("test_net", []), values.get("test_iter", [])
     train_net = (values.get("net") or values["train_net"])[0]
     generic = [train_net] * (len(test_iter) - len(files)) if "net" in values else []
@@ -176,6 +198,7 @@ def read_solver(path: str, max_iter: int | None = None) -> SolverSpec:
     one = {name: vals[0] for name, vals in values.items() if name not in _REPEATED}
     fields = {f.name for f in dataclasses.fields(SolverSpec)} - {"path", "train_net", "test_nets",
                                                                  "test_iter"}
+    one["snapshot_prefix"] = snapshot_prefix(path, one.get("snapshot_prefix"))
     spec = SolverSpec(path=path, train_net=train_net, test_nets=tuple(files + generic),
                       test_iter=tuple(test_iter),
                       **{name: one[name] for name in fields if name in one})

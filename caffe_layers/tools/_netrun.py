@@ -13,6 +13,7 @@ import io
 import os
 import sys
 import tempfile
+import traceback
 from typing import Any, Iterator
 
 from caffe_layers.errors import CaffeLayersError, ConfigError, DataError
@@ -27,9 +28,9 @@ def layer_calls(layer: str, python_class: str, show_traceback: bool,
                 keep_stdout: bool = True) -> Iterator[None]:
     """Turn what a layer raises into one clean error; keep its stderr unless it fails.
 
-    Our layers print their traceback before raising (``caffe train`` would not); a tool shows
-    only the message, and the traceback with ``--traceback``. ``keep_stdout=False`` drops the
-    layers' setup lines (a tool that builds a layer many times).
+    A tool shows only the message, and the layer's stderr and traceback with ``--traceback`` (in
+    a Python process the layers leave the printing to their caller: CAFFE.md, "Errors").
+    ``keep_stdout=False`` drops the layers' setup lines (a tool that builds a layer many times).
     """
     captured = io.StringIO()
     try:
@@ -38,6 +39,7 @@ def layer_calls(layer: str, python_class: str, show_traceback: bool,
     except Exception as exc:
         if show_traceback:
             sys.stderr.write(captured.getvalue())
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
         raise explain(exc, layer, python_class) from None
     except BaseException as exc:  # the fake's CaffeAbort: where real Caffe aborts the process
         if type(exc).__name__ != "CaffeAbort":

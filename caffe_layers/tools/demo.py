@@ -10,7 +10,8 @@ Works in any directory, also outside the repository: what it needs ships in the 
    ``caffe-layers-compute-mean`` (no resize).
 3. Trains ``prototxt/imagelist_solver.prototxt``: through real Caffe (pycaffe's solver) when
    ``import caffe`` finds it, else through :func:`caffe_layers.testing.runner.run`, where only
-   the Python data layers compute; prints the training images per second.
+   the Python data layers compute; prints the loss and the test accuracy (real Caffe only) and
+   the data layer's steady-state images per second (:mod:`caffe_layers.tools._train`).
 4. Writes ``demo_output/preview.png``: one TRAIN batch as the net receives it.
 5. Prints where everything is and the commands to try next.
 
@@ -30,12 +31,12 @@ import time
 from typing import Any, Sequence
 
 from caffe_layers.errors import DataError
-from caffe_layers.tools import _cli, _examples, _shapes
+from caffe_layers.tools import _cli, _examples, _shapes, _train
 from caffe_layers.tools.progress import Progress
 
 DATA = "demo_data"
 SOLVER = os.path.join("prototxt", "imagelist_solver.prototxt")
-PER_CLASS = 150
+PER_CLASS = 400
 EXAMPLES_SHOWN = ("hdf5", "npy", "multi", "dataset")
 DATA_FILES = ("train.txt", "val.txt", "labels.txt", "mean.binaryproto")
 
@@ -64,58 +65,6 @@ def make_dataset(folder: str, per_class: int, quiet: bool) -> None:
     _call(compute_mean.main, [os.path.join(folder, "train.txt"), "--root-folder",
                               folder + "/", "--out", os.path.join(folder, "mean.binaryproto"),
                               "--quiet"])
-
-
-def _train_real(caffe: Any, solver_path: str, iterations: int) -> float:
-    """pycaffe's solver for ``iterations`` steps (tests included); images per second."""
-    from caffe_layers.testing.runner import read_solver
-    from caffe_layers.tools.preview import close_layers
-
-    spec = read_solver(solver_path)
-    if spec.solver_mode == 1:
-        caffe.set_mode_gpu()
-    else:
-        caffe.set_mode_cpu()
-    solver = caffe.get_solver(solver_path)
-    try:
-        first = next(iter(solver.net.blobs.values()))
-        images = iterations * int(first.shape[0]) * spec.iter_size
-        started = time.perf_counter()
-        solver.step(iterations)
-        return images / (time.perf_counter() - started)
-    finally:
-        close_layers(solver.net, *solver.test_nets)
-
-
-def _train_fake(solver_path: str, iterations: int) -> float | None:
-    """The runner (``caffe train`` emulated; only Python layers compute); images per second."""
-    from caffe_layers.prefetch import close_all
-    from caffe_layers.testing.runner import run
-
-    try:
-        record = run(solver_path, iterations, log=lambda line: print("  " + line))
-    finally:
-        close_all()  # the runner's nets, like caffe train's, are never torn down
-    return record.images_per_s
-
-
-def train(solver_path: str, iterations: int | None) -> None:
-    from caffe_layers.pycaffe import import_caffe, is_fake
-    from caffe_layers.testing.runner import read_solver
-
-    iterations = read_solver(solver_path).max_iter if iterations is None else iterations
-    caffe = import_caffe()
-    if is_fake(caffe):
-        print(f"training {solver_path} for {iterations} iterations with caffe_layers' runner "
-              f"(real Caffe is not importable: only the Python data layers compute, so the "
-              f"rate below is the data layer's)")
-        rate = _train_fake(solver_path, iterations)
-    else:
-        print(f"training {solver_path} for {iterations} iterations with Caffe "
-              f"({getattr(caffe, '__file__', '?')})")
-        rate = _train_real(caffe, solver_path, iterations)
-    print(f"trained {iterations} iterations: "
-          + (f"{rate:.0f} images/s" if rate else "no rate (no iteration ran)"))
 
 
 def _next_steps(out: str, preview_png: str, net: str, solver: str, seconds: float) -> str:
@@ -153,9 +102,10 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         "Make a small synthetic dataset (coloured shapes, 4 classes) in demo_data/, train the\n"
         "example solver on it (real Caffe when importable, else caffe_layers' runner), print\n"
-        "the images/s and write a preview of one training batch. Works in any directory: the\n"
-        "prototxt files are written into prototxt/ unless they are there. --example runs the\n"
-        "other examples (their data in example_data/).")
+        "the loss, the accuracy and the data layer's images/s, and write a preview of one\n"
+        "training batch. Works in any directory: the prototxt files are written into\n"
+        "prototxt/ unless they are there. --example runs the other examples (their data in\n"
+        "example_data/).")
     parser.add_argument("--example", choices=sorted(_examples.EXAMPLES), default="imagelist",
                         help="which example to make and train (default: imagelist, the image "
                              "list demo)")
@@ -218,7 +168,8 @@ def _run(args: argparse.Namespace) -> None:
     _make_data(example, args)
     os.makedirs(args.out, exist_ok=True)
     os.makedirs("demo_output", exist_ok=True)  # the solvers' snapshot_prefix folder
-    train(solver, args.iterations)
+    os.environ.setdefault("GLOG_minloglevel", "1")  # real Caffe: warnings only (0 shows its log)
+    _train.train(solver, args.iterations)
     net = read_solver(solver).train_net
     png = _preview(example, net, args.out)
     seconds = time.perf_counter() - started
