@@ -1,10 +1,17 @@
-# The README's two commands: `make demo` and `make test`. Both build .venv on first use.
+# The README's two commands (`make demo`, `make test`), and the real-Caffe tests. Each builds its
+# virtualenv on first use.
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
+# make test-real: the tests marked real_caffe, under the Python Caffe embeds (its numpy, OpenCV
+# and h5py come from that Python's site-packages; pip never installs them here).
+CAFFE_ROOT ?=
+CAFFE_PYTHON ?= /usr/bin/python3
+CAFFE_VENV ?= .venv-caffe
+CAFFE_BIN := $(CAFFE_VENV)/bin
 
-.PHONY: demo test
+.PHONY: demo test test-real
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,3 +26,20 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(CAFFE_BIN)/python:
+	$(CAFFE_PYTHON) -m venv --system-site-packages $(CAFFE_VENV)
+
+$(CAFFE_VENV)/.installed: pyproject.toml setup.py | $(CAFFE_BIN)/python
+	$(CAFFE_BIN)/python -m pip install -q --no-deps -e .
+	$(CAFFE_BIN)/python -m pip install -q 'pytest>=7' 'pytest-timeout>=2' 'hypothesis>=6'
+	touch $@
+
+# The development venv (numpy 2) comes too: the tests of a pycaffe that cannot load use it.
+test-real: $(CAFFE_VENV)/.installed $(VENV)/.installed
+	@test -x "$(CAFFE_ROOT)/build/tools/caffe" || { echo "make test-real: set CAFFE_ROOT to a" \
+	  "built Caffe tree (with build/tools/caffe and python/caffe), e.g." \
+	  "CAFFE_ROOT=\$$(../shared/caffe/build.sh | tail -n 1) make test-real" >&2; exit 2; }
+	CAFFE_ROOT="$(abspath $(CAFFE_ROOT))" PYTHONPATH="$(abspath $(CAFFE_ROOT))/python" \
+	  CAFFE_LAYERS_DEV_PYTHON="$(abspath $(BIN))/python" \
+	  $(CAFFE_BIN)/python -m pytest -m real_caffe $(PYTEST_ARGS)

@@ -10,7 +10,13 @@ with the reason. Two kinds of test:
 - ``needs_pycaffe``: use real pycaffe in the test process (``import caffe`` gives it); they run
   only under the Python Caffe was built for (the real-Caffe stage, ``make test-real``).
 
-Mark a module ``pytestmark = [pytest.mark.real_caffe, real_caffe.needs_binary]``.
+Mark a module ``pytestmark = [pytest.mark.real_caffe, real_caffe.needs_binary]``. ``make
+test-real`` runs every test marked ``real_caffe`` anywhere under tests/; ``make test`` runs them too
+and they skip with the reason; CI's fake-only stages deselect them (``-m "not real_caffe"``).
+
+Also here: :func:`caffe_train` (``caffe train`` watched like the runner, tests/runner_harness.py),
+:func:`cmake_build_binary` (the ``caffe`` tool as CMake builds it) and :func:`dev_python` (a
+Python with numpy 2, for the tests of a pycaffe that cannot load there).
 """
 
 from __future__ import annotations
@@ -79,3 +85,61 @@ def run_tool(name: str, *args: str, cwd: os.PathLike, timeout: float = 300,
     return subprocess.run([str(tool(name)), *map(str, args)], cwd=str(cwd), env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=timeout, check=False)
+
+
+def caffe_train(folder: os.PathLike, *args: str, env: dict | None = None,
+                binary: os.PathLike | None = None):
+    """``caffe train --solver solver.prototxt`` in ``folder`` (``binary``: another build of the
+    tool), in its own session, watched as tests/runner_harness.py watches the runner."""
+    from runner_harness import Runner
+
+    command = [binary or tool("caffe"), "train", "--solver", "solver.prototxt", *args]
+    return Runner(folder, command=command, env=env or binary_env(folder))
+
+
+def cmake_build_binary(dest: os.PathLike) -> Path | None:
+    """The ``caffe`` tool as a CMake build makes it, compiled into ``dest``; None if it cannot be.
+
+    CMake adds ``WITH_PYTHON_LAYER`` to libcaffe's own definitions only (PRIVATE), so its
+    ``tools/caffe.cpp`` has no ``catch (bp::error_already_set)``: a Python layer's exception
+    escapes ``main`` and aborts. Compiled here with the commands this tree's Makefile uses for the
+    tool (``make -n``), minus that definition, against this tree's libcaffe (a few seconds).
+    """
+    assert ROOT is not None
+    planned = subprocess.run(["make", "-n", "-W", "tools/caffe.cpp", ".build_release/tools/caffe.o",
+                              ".build_release/tools/caffe.bin"], cwd=str(ROOT),
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             timeout=120, check=False, env=dict(os.environ, PATH="/usr/bin:/bin"))
+    commands = [line for line in planned.stdout.replace("\\\n", " ").splitlines()
+                if line.startswith(("g++", "c++"))]
+    if planned.returncode != 0 or len(commands) != 2:
+        return None
+    binary, objects = Path(dest) / "caffe", Path(dest) / "caffe.o"
+    compile_, link = (command.split(" 2>")[0].replace("-DWITH_PYTHON_LAYER", "").split()
+                      for command in commands)
+    compile_ = [str(objects) if word == ".build_release/tools/caffe.o" else word
+                for word in compile_]
+    link = [str(objects) if word == ".build_release/tools/caffe.o" else
+            str(binary) if word == ".build_release/tools/caffe.bin" else word for word in link]
+    library = str(ROOT / ".build_release" / "lib")
+    link = [word.replace("\\$ORIGIN/../lib", library).replace("$ORIGIN/../lib", library)
+            for word in link]
+    for command in (compile_, link):
+        done = subprocess.run(command, cwd=str(ROOT), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            return None
+    return binary
+
+
+def dev_python() -> str | None:
+    """A Python whose numpy is 2.x (``CAFFE_LAYERS_DEV_PYTHON``, which ``make test-real`` sets to
+    the development venv's), or None."""
+    python = os.environ.get("CAFFE_LAYERS_DEV_PYTHON")
+    if not python or not os.path.isfile(python):
+        return None
+    done = subprocess.run([python, "-c", "import numpy; print(numpy.__version__)"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          timeout=60, check=False)
+    major = done.stdout.split(".")[0]
+    return python if major.isdigit() and int(major) >= 2 else None

@@ -1,8 +1,9 @@
-"""Drive the prototxt runner in a subprocess, as `caffe train` would run, and watch it.
+"""Drive the prototxt runner (or real `caffe train`) in a subprocess and watch it.
 
 Used by the fault-matrix tests: a small image dataset and a solver in a temporary directory, the
 runner started in its own session (so a signal can reach its whole process group), its output
-read line by line, its worker processes found through /proc.
+read line by line, its worker processes found through /proc. ``Runner(folder, command=...,
+env=...)`` runs another command the same way (tests/real_caffe.py: ``caffe_train``).
 """
 
 import os
@@ -54,15 +55,18 @@ layer {{ name: "silence" type: "Silence" bottom: "data" bottom: "label" }}
 
 
 class Runner:
-    """``python -m caffe_layers.testing.runner solver.prototxt`` in its own session."""
+    """``python -m caffe_layers.testing.runner solver.prototxt`` (or ``command``, run with
+    ``env``) in its own session."""
 
-    def __init__(self, folder, *args):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])))
+    def __init__(self, folder, *args, command=None, env=None):
+        if command is None:
+            command = [sys.executable, "-m", "caffe_layers.testing.runner", "solver.prototxt",
+                       *args]
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "caffe_layers.testing.runner", "solver.prototxt", *args],
-            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
+            [str(part) for part in command], cwd=folder, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.lines = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -1,10 +1,13 @@
-"""CAFFE_CONTRACT.md §1 and §2, bullet by bullet: every [fake] point, checked on each caffe in use.
+"""CAFFE.md "Life of a Python layer" and "Blobs": every point the fake reproduces, checked on both.
 
-The ``caffe`` fixture runs each test against the fake and, when ``import caffe`` finds real
-pycaffe, against that too (layer modules written by a test ``import caffe`` and get the module
-under test). Tests named ``test_fake_only_*`` check what only the fake can show: the
-:class:`CaffeAbort` raised where real Caffe kills the process, and the fake's own hooks.
-Contract §1's schedule bullet (test_interval, test_iter, ...) is the runner's and is tested with it.
+The ``caffe`` fixture runs each test against the fake and against real pycaffe (the ``real``
+cases are marked ``real_caffe`` and skip unless ``import caffe`` gives real pycaffe, as in ``make
+test-real``); layer modules written by a test ``import caffe`` and get the module under test.
+Tests named ``test_fake_only_*`` check what only the fake can show: the :class:`CaffeAbort`
+raised where real Caffe kills the process (tests/test_real_aborts.py runs each of those cases
+under real pycaffe in a subprocess and asserts the abort), and the fake's own hooks. The
+schedule (test_interval, test_iter, ...) is the runner's: tests/test_runner.py, and
+tests/test_real_runner_parity.py against real ``caffe train``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import real_caffe
 
 import caffe_layers.testing as testing
 from caffe_layers.testing import fake_caffe
@@ -26,11 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _caffe_modules() -> list:
-    modules = [pytest.param(fake_caffe, id="fake")]
     in_use = testing.import_caffe()
-    if in_use is not fake_caffe:
-        modules.append(pytest.param(in_use, id="real"))
-    return modules
+    real = None if in_use is fake_caffe else in_use
+    return [pytest.param(fake_caffe, id="fake"),
+            pytest.param(real, id="real",
+                         marks=[pytest.mark.real_caffe, real_caffe.needs_pycaffe])]
 
 
 @pytest.fixture(params=_caffe_modules())

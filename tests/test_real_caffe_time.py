@@ -1,0 +1,57 @@
+"""``caffe time`` on each example net: every data layer survives Caffe's benchmark mode.
+
+``caffe time`` builds the TRAIN net, runs forward and backward through every layer (a data
+layer's ``backward`` included) and times each; it never tears anything down, so the workers must
+leave on their own when it exits. CAFFE.md, "Life of a Python layer".
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+import real_caffe
+from image_data import write_demo_data
+from sample_datasets import write_examples
+
+from caffe_layers.testing import leaks
+
+pytestmark = [pytest.mark.real_caffe, real_caffe.needs_binary]
+
+NETS = {"imagelist_train_val.prototxt": "ImageListDataLayer",
+        "hdf5_net.prototxt": "HDF5DataLayer",
+        "npy_net.prototxt": "NpyDataLayer",
+        "dataset_net.prototxt": "DatasetDataLayer",
+        "multi_net.prototxt": "MultiInputDataLayer",
+        "example_net.prototxt": None}  # RandomDataLayer (caffe_layers.testing): no workers
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("examples")
+    write_examples(folder)
+    write_demo_data(folder)
+    for name in NETS:
+        shutil.copy(real_caffe.REPO / "prototxt" / name, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("net", list(NETS))
+def test_caffe_time_runs_each_data_layer(examples, net):
+    done = real_caffe.run_tool("caffe", "time", "--model", net, "--iterations", "4",
+                               cwd=examples, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    output = done.stdout
+    assert re.search(r"\]\s+data\s+forward: [\d.]+ ms\.", output)
+    assert re.search(r"\]\s+data\s+backward: [\d.]+ ms\.", output)
+    assert "Average Forward-Backward:" in output
+    assert "Traceback" not in output
+    if NETS[net] is None:
+        return
+    [setup] = [line for line in output.splitlines()
+               if line.startswith(f"caffe_layers: {NETS[net]} (TRAIN)")]
+    pids = re.search(r"pids ([\d, ]+)\)", setup)
+    assert pids, f"the example's TRAIN layer should start workers: {setup}"
+    workers = {int(pid) for pid in pids.group(1).split(", ")}
+    assert not leaks.wait_gone(workers, 2.0), "workers outlived caffe time"
