@@ -31,7 +31,7 @@ def serve_forever(method):
 
 
 def embedded(method, executable=""):
-    """Look like the caffe binary's embedded interpreter (contract §4), then run the engine."""
+    """Look like the caffe binary's embedded interpreter (CAFFE.md), then run the engine."""
     sys.argv = [""]
     sys.executable = executable
     sys.modules["__main__"] = types.ModuleType("__main__")

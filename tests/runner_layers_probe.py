@@ -78,7 +78,7 @@ class FailingLayer(RecordLayer):
 
 
 class FailingInitLayer(caffe.Layer):
-    """Raises in ``__init__``: Caffe prints this traceback (contract §3)."""
+    """Raises in ``__init__``: Caffe prints this traceback (CAFFE.md, "Errors")."""
 
     def __init__(self, param):
         super().__init__(param)

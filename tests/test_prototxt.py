@@ -1,4 +1,4 @@
-"""The prototxt reader: every syntax feature of contract §10, value helpers, error locations."""
+"""The prototxt reader: each syntax feature (CAFFE.md, "Prototxt"), value helpers, error places."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Starting worker processes where Caffe runs us (contract §4–5).
+"""Starting worker processes where Caffe runs us (CAFFE.md, "The embedded interpreter").
 
 Start method. The default is ``fork``, chosen for the ``caffe`` binary's embedded interpreter:
 ``spawn`` and ``forkserver`` launch ``sys.executable``, which there points at whatever ``python3``

@@ -1,8 +1,8 @@
 """Caffe's HDF5Data source: a list of ``.h5`` files, one dataset per top, read a few rows at a time.
 
-Caffe's rules (contract §8): ``source`` is a text file of paths separated by whitespace, relative
-to the working directory; each file holds one dataset per top, named like the top; all of a
-file's datasets have the same number of rows (axis 0); a top's row shape is the same in every
+Caffe's rules (CAFFE.md, "HDF5Data"): ``source`` is a text file of paths separated by whitespace,
+relative to the working directory; each file holds one dataset per top, named like the top; all of
+a file's datasets have the same number of rows (axis 0); a top's row shape is the same in every
 file; integer data becomes float. Unlike Caffe, nothing loads a whole file: :class:`HDF5Files`
 holds only metadata (picklable, numpy-backed, no open handle) and :class:`HDF5Reader`, created in
 each process that reads, opens its own handles on first use and reads only the rows of a batch.

@@ -1,7 +1,9 @@
 """What the ``caffe`` binary does to the process around its Python layers, for the runner's CLI.
 
-The embedded interpreter (contract §4), Caffe's SIGINT/SIGHUP handler that only sets flags the
-solver polls, and the abort on a layer exception or a failed ``CHECK`` (contract §3).
+The embedded interpreter (CAFFE.md, "The embedded interpreter"), Caffe's SIGINT/SIGHUP handler
+that only sets flags the solver polls ("Signals"), and the abort of a CMake-built ``caffe`` on a
+layer exception or a failed ``CHECK`` ("Errors": a Make-built one prints the exception and exits
+1 instead; the runner emulates the build that prints nothing, which the layers must survive).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ EFFECTS = (STOP, SNAPSHOT, NONE)
 
 
 def emulate_embedded(executable: str = "") -> None:
-    """Make this process look like Python embedded in the ``caffe`` binary (contract §4).
+    """Make this process look like Python embedded in the ``caffe`` binary (CAFFE.md).
 
     ``sys.argv == ['']``; a fresh ``__main__`` without ``__file__``; the working and script
     directories leave ``sys.path`` (unless ``PYTHONPATH`` names them) so layer modules are found
@@ -94,7 +96,7 @@ def aborts_caffe(exc: BaseException) -> bool:
 
 
 def abort_like_caffe(exc: BaseException, show: bool) -> None:
-    """Print what a CMake-built ``caffe train`` prints, then abort as it does (contract §3).
+    """Print what a CMake-built ``caffe train`` prints, then abort as it does (CAFFE.md, "Errors").
 
     A Python layer's traceback is printed only for ``import``/``__init__`` (or with ``show``); a
     failed CHECK prints its glog line. Core dumps are switched off first.

@@ -2,7 +2,8 @@
 
 Install it with :func:`caffe_layers.testing.install_fake_caffe` (or
 :func:`~caffe_layers.testing.import_caffe`), then ``import caffe`` as usual. It reproduces what
-``/work/shared/CAFFE_CONTRACT.md`` marks [fake]: how a Python layer is constructed and driven
+CAFFE.md describes under "Life of a Python layer" and "Blobs" (tests/test_fake_contract.py checks
+each point on the fake and on real pycaffe): how a Python layer is constructed and driven
 (``cls(param)``, then ``param_str``/``phase``, ``setup``, ``reshape``; ``reshape`` + ``forward``
 per pass; ``backward`` only when Caffe would call it), blobs whose ``data``/``diff`` are fresh
 float32 views, ``reshape(*ints)`` only, ``IntVec`` shapes, non-iterable ``top``/``bottom``, and
