@@ -44,6 +44,7 @@ FAKE_ENV = "CAFFE_LAYERS_FAKE_CAFFE"
 FAKE_NAME = "caffe_layers.testing.fake_caffe"
 _noted: set = set()
 _emulated: dict = {}  # {"prints_layer_errors": bool} once emulate_binary() was called
+_binary: dict = {}  # {"exe": path} once caffe_process() found this process is the binary
 
 
 def is_fake(module: ModuleType) -> bool:
@@ -55,17 +56,19 @@ def caffe_process() -> str | None:
     """The executable's path when this process runs Caffe's C++ (the ``caffe`` binary), else None.
 
     True when ``libcaffe`` is mapped before pycaffe is imported, or the executable is named
-    ``caffe*`` (a statically linked binary).
+    ``caffe*`` (a statically linked binary). Once true, true for the life of the process.
     """
+    if "exe" in _binary:
+        return _binary["exe"]
     try:
         exe = os.readlink("/proc/self/exe")
     except OSError:
         return None
-    if os.path.basename(exe).startswith("caffe"):
+    if os.path.basename(exe).startswith("caffe") or \
+            ("caffe" not in sys.modules and _libcaffe()):  # pycaffe itself maps libcaffe
+        _binary["exe"] = exe
         return exe
-    if "caffe" in sys.modules:  # pycaffe itself maps libcaffe
-        return None
-    return exe if _libcaffe() else None
+    return None
 
 
 def emulate_binary(prints_layer_errors: bool | None) -> None:
@@ -209,9 +212,9 @@ def _libcaffe() -> str | None:
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             for line in maps:
-                path = line.split()[-1]
-                if "/libcaffe" in path:
-                    return path
+                fields = line.split(None, 5)  # address perms offset dev inode [path]
+                if len(fields) == 6 and "/libcaffe" in fields[5]:
+                    return fields[5].strip()
     except OSError:
         pass
     return None
