@@ -90,9 +90,10 @@ class Runner:
 
     @property
     def workers(self):
-        """Worker pids, as the layers' setup lines name them."""
-        return {int(pid) for pids in re.findall(r"pids ([\d, ]+)\)", self.output)
-                for pid in pids.split(", ")}
+        """Worker pids, as the layers' setup lines and respawn messages name them."""
+        started = {int(pid) for pids in re.findall(r"pids ([\d, ]+)\)", self.output)
+                   for pid in pids.split(", ")}
+        return started | {int(pid) for pid in re.findall(r"restarted as pid (\d+)", self.output)}
 
     def signal(self, signum, group=False):
         if group:
