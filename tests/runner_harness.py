@@ -55,14 +55,14 @@ layer {{ name: "silence" type: "Silence" bottom: "data" bottom: "label" }}
 
 
 class Runner:
-    """``python -m caffe_layers.testing.runner solver.prototxt`` (or ``command``, run with
-    ``env``) in its own session."""
+    """``python -m caffe_layers.testing.runner solver.prototxt`` with the fake caffe (or
+    ``command``, run with ``env``) in its own session."""
 
     def __init__(self, folder, *args, command=None, env=None):
         if command is None:
             command = [sys.executable, "-m", "caffe_layers.testing.runner", "solver.prototxt",
                        *args]
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            env = dict(os.environ, CAFFE_LAYERS_FAKE_CAFFE="1", PYTHONPATH=os.pathsep.join(
                 filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])))
         self.process = subprocess.Popen(
             [str(part) for part in command], cwd=folder, env=env, stdout=subprocess.PIPE,
