@@ -63,12 +63,16 @@ def tool(name: str) -> Path:
 
 
 def binary_env(*paths: os.PathLike, **extra: str) -> dict:
-    """The environment a user gives ``caffe``: system PATH, pycaffe + this repo on PYTHONPATH."""
+    """The environment a user gives ``caffe``: system PATH, pycaffe + this repo on PYTHONPATH.
+
+    Caffe's glog writes to stderr only (``GLOG_logtostderr``), not also to log files in TMPDIR.
+    """
     assert ROOT is not None
     env = {k: v for k, v in os.environ.items()
            if k not in ("VIRTUAL_ENV", "PYTHONHOME", "CAFFE_LAYERS_FAKE_CAFFE")}
     python_path = [str(ROOT / "python"), str(REPO), str(TESTS)] + [str(p) for p in paths]
-    env.update(PATH="/usr/bin:/bin", PYTHONPATH=os.pathsep.join(python_path), **extra)
+    env.update(PATH="/usr/bin:/bin", PYTHONPATH=os.pathsep.join(python_path),
+               GLOG_logtostderr="1", **extra)
     return env
 
 

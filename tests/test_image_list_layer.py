@@ -343,6 +343,7 @@ def test_a_wrong_top_count_names_the_accepted_counts(tmp_path, capfd, label_colu
     assert f"caffe_layers: {LAYER}.setup failed:\nTraceback" in capfd.readouterr().err
 
 
+@pytest.mark.usefixtures("aborting_binary")
 def test_a_failing_reshape_prints_its_traceback_too(tmp_path, capfd):
     dataset = write_dataset(tmp_path, 2, (3, 4))
     with data_net(tmp_path, base(dataset)) as net, pytest.raises(IndexError):
