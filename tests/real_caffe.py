@@ -80,9 +80,10 @@ def run_tool(name: str, *args: str, cwd: os.PathLike, timeout: float = 300,
              env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a Caffe tool to completion; its output (stdout + stderr) is in ``.stdout``.
 
-    glog also writes a log file per run (``caffe.<host>.<user>.log.INFO.<date>.<pid>``), by
-    default into TMPDIR: Caffe's, not a leftover of ours, so it goes into ``cwd`` instead
-    (``GLOG_log_dir``, unless ``env`` says otherwise), kept with the run's other files.
+    With :func:`binary_env` glog logs to stderr only. With an ``env`` that lets glog also write its
+    log file (``caffe.<host>.<user>.log.INFO.<date>.<pid>``, by default into TMPDIR: Caffe's, not
+    a leftover of ours), the file goes into ``cwd`` (``GLOG_log_dir``, unless ``env`` says
+    otherwise), kept with the run's other files.
     """
     env = dict(env or binary_env())
     env.setdefault("GLOG_log_dir", str(cwd))

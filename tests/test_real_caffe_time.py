@@ -2,7 +2,8 @@
 
 ``caffe time`` builds the TRAIN net, runs forward and backward through every layer (a data
 layer's ``backward`` included) and times each; it never tears anything down, so the workers must
-leave on their own when it exits. CAFFE.md, "Life of a Python layer".
+leave on their own when it exits. The example nets of prototxt/ and a SequenceDataLayer net.
+CAFFE.md, "Life of a Python layer".
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 import real_caffe
 from image_data import write_demo_data
 from sample_datasets import write_examples
+from sequence_nets import npy_sequence, write_solver
 
 from caffe_layers.testing import leaks
 
@@ -37,21 +39,34 @@ def examples(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("net", list(NETS))
-def test_caffe_time_runs_each_data_layer(examples, net):
+def caffe_time(folder, net: str) -> str:
     done = real_caffe.run_tool("caffe", "time", "--model", net, "--iterations", "4",
-                               cwd=examples, timeout=120)
+                               cwd=folder, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
-    output = done.stdout
-    assert re.search(r"\]\s+data\s+forward: [\d.]+ ms\.", output)
-    assert re.search(r"\]\s+data\s+backward: [\d.]+ ms\.", output)
-    assert "Average Forward-Backward:" in output
-    assert "Traceback" not in output
-    if NETS[net] is None:
-        return
+    assert re.search(r"\]\s+data\s+forward: [\d.]+ ms\.", done.stdout)
+    assert re.search(r"\]\s+data\s+backward: [\d.]+ ms\.", done.stdout)
+    assert "Average Forward-Backward:" in done.stdout
+    assert "Traceback" not in done.stdout
+    return done.stdout
+
+
+def assert_workers_gone(output: str, layer: str) -> None:
     [setup] = [line for line in output.splitlines()
-               if line.startswith(f"caffe_layers: {NETS[net]} (TRAIN)")]
+               if line.startswith(f"caffe_layers: {layer} (TRAIN)")]
     pids = re.search(r"pids ([\d, ]+)\)", setup)
-    assert pids, f"the example's TRAIN layer should start workers: {setup}"
+    assert pids, f"the TRAIN layer should start workers: {setup}"
     workers = {int(pid) for pid in pids.group(1).split(", ")}
     assert not leaks.wait_gone(workers, 2.0), "workers outlived caffe time"
+
+
+@pytest.mark.parametrize("net", list(NETS))
+def test_caffe_time_runs_each_data_layer(examples, net):
+    output = caffe_time(examples, net)
+    if NETS[net] is not None:
+        assert_workers_gone(output, NETS[net])
+
+
+def test_caffe_time_runs_the_sequence_layer(tmp_path):
+    source = npy_sequence(tmp_path)
+    write_solver(tmp_path, source.params(workers=2), max_iter=1)
+    assert_workers_gone(caffe_time(tmp_path, "net.prototxt"), "SequenceDataLayer")
