@@ -72,7 +72,8 @@ def binary_env(*paths: os.PathLike, **extra: str) -> dict:
            if k not in ("VIRTUAL_ENV", "PYTHONHOME", "CAFFE_LAYERS_FAKE_CAFFE")}
     python_path = [str(ROOT / "python"), str(REPO), str(TESTS)] + [str(p) for p in paths]
     env.update(PATH="/usr/bin:/bin", PYTHONPATH=os.pathsep.join(python_path),
-               GLOG_logtostderr="1", **extra)
+               GLOG_logtostderr="1")
+    env.update(extra)
     return env
 
 
