@@ -2,20 +2,18 @@
 
 Both paths print what a user judges a run by: the training loss as it goes and the TEST
 outputs (accuracy, loss) at the end when Caffe computes them, and the data layer's own
-steady-state rate, measured on the TRAIN net's data layer alone once the batches prefetched at
-setup are used up (what the net gets while it trains is bounded by the net, not by the layer).
+steady-state rate, measured as ``caffe-layers-bench`` measures it: the TRAIN net's data layer
+alone, once the batches prefetched at setup are used up (while the net trains, the rate is
+bounded by the net, not by the layer).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-import warnings
-from typing import Any, Iterator
-
-import yaml
+from typing import Any
 
 from caffe_layers.testing.solver_file import SolverSpec, read_solver
+from caffe_layers.tools.progress import Progress
 
 MEASURED_BATCHES = 200  # timed after the prefetched ones
 
@@ -38,7 +36,7 @@ def train(solver_path: str, iterations: int | None) -> dict:
         print(f"training {solver_path} for {iterations} iterations with Caffe "
               f"({getattr(caffe, '__file__', '?')})")
         result = _train_real(caffe, spec, iterations)
-    result["images_per_s"] = data_layer_rate(caffe, spec.train_net)
+    result["images_per_s"] = data_layer_rate(spec.train_net)
     _report(result)
     return result
 
@@ -51,9 +49,8 @@ def _report(result: dict) -> None:
     elif result["test"]:
         print("test: " + ", ".join(f"{name} {value:.4f}" for name, value in
                                    sorted(result["test"].items())))
-    rate = result["images_per_s"]
-    print(f"data layer: {rate:.0f} images/s in steady state (its TRAIN batches alone, after the "
-          f"prefetched ones)" if rate else "data layer: no rate (it has no batch)")
+    print(f"data layer: {result['images_per_s']:.0f} images/s in steady state (its TRAIN batches "
+          f"alone, after the prefetched ones)")
 
 
 def _set_mode(caffe: Any, spec: SolverSpec) -> None:
@@ -65,7 +62,7 @@ def _set_mode(caffe: Any, spec: SolverSpec) -> None:
 
 def _train_real(caffe: Any, spec: SolverSpec, iterations: int) -> dict:
     """pycaffe's solver, ``display`` iterations at a time (its tests included)."""
-    from caffe_layers.tools.preview import close_layers
+    from caffe_layers.tools._netrun import close_layers
 
     _set_mode(caffe, spec)
     solver = caffe.get_solver(spec.path)
@@ -107,39 +104,18 @@ def _train_fake(solver_path: str, iterations: int) -> dict:
             "test": None}
 
 
-@contextlib.contextmanager
-def _quiet_fake(caffe: Any) -> Iterator[None]:
-    """Hide the fake's note that it does not compute the net's other layers."""
-    category = getattr(caffe, "NotComputedWarning", None)
-    with warnings.catch_warnings():
-        if category is not None:
-            warnings.simplefilter("ignore", category)
-        yield
+def data_layer_rate(net_path: str, batches: int = MEASURED_BATCHES) -> float:
+    """Images/s of the first Python data layer of the TRAIN net of ``net_path``, run alone.
 
-
-def data_layer_rate(caffe: Any, net_path: str, batches: int = MEASURED_BATCHES) -> float | None:
-    """Images/s of the first layer of a fresh TRAIN net of ``net_path``, run alone.
-
-    The batches its workers prefetched at setup (``prefetch`` + ``workers``, at most 4 workers by
-    default) are taken first, untimed; then ``batches`` are timed: the rate the workers sustain.
+    ``caffe-layers-bench``'s measurement (:func:`caffe_layers.tools.bench.measure`): the layer in
+    a net of its own with its own settings, the batches its workers prefetched at setup drained
+    untimed, then ``batches`` timed: the rate the workers sustain.
     """
-    from caffe_layers.tools.preview import close_layers
+    from caffe_layers.testing import prototxt
+    from caffe_layers.tools import _netfile, bench
 
-    with _quiet_fake(caffe):
-        net = caffe.Net(net_path, caffe.TRAIN)
-    try:
-        if not len(net.layers):
-            return None
-        layer = net.layers[0]
-        params = yaml.safe_load(getattr(layer, "param_str", "") or "{}") or {}
-        prefetched = int(params.get("prefetch", 4)) + int(params.get("workers", 4))
-        for _ in range(prefetched):
-            net._forward(0, 0)
-        started = time.perf_counter()
-        for _ in range(batches):
-            net._forward(0, 0)
-        seconds = time.perf_counter() - started
-        first_top = net.blobs[net.top_names[net._layer_names[0]][0]]
-        return batches * int(first_top.shape[0]) / seconds
-    finally:
-        close_layers(net)
+    net_msg = prototxt.parse_file(net_path)
+    layer = _netfile.select_layer(net_msg, "TRAIN", None, net_path)
+    with Progress(0, "data layer", enabled=False) as bar:
+        run, _ = bench.measure(net_msg, bench.target(layer), "TRAIN", None, batches, bar)
+    return run.images_per_s
