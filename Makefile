@@ -30,9 +30,12 @@ test: $(VENV)/.installed
 $(CAFFE_BIN)/python:
 	$(CAFFE_PYTHON) -m venv --system-site-packages $(CAFFE_VENV)
 
+# The package without its dependencies (numpy, OpenCV, h5py, PyYAML are that Python's own), then
+# lmdb and plyvel (DBDataLayer's databases; neither needs numpy) and the test tools.
 $(CAFFE_VENV)/.installed: pyproject.toml setup.py | $(CAFFE_BIN)/python
 	$(CAFFE_BIN)/python -m pip install -q --no-deps -e .
-	$(CAFFE_BIN)/python -m pip install -q 'pytest>=7' 'pytest-timeout>=2' 'hypothesis>=6'
+	$(CAFFE_BIN)/python -m pip install -q 'lmdb>=1.0' 'plyvel>=1.3' 'pytest>=7' \
+	  'pytest-timeout>=2' 'hypothesis>=6'
 	touch $@
 
 # The development venv (numpy 2) comes too: the tests of a pycaffe that cannot load use it.

@@ -22,6 +22,7 @@ Python with numpy 2, for the tests of a pycaffe that cannot load there).
 from __future__ import annotations
 
 import os
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,16 @@ def binary_env(*paths: os.PathLike, **extra: str) -> dict:
                GLOG_logtostderr="1")
     env.update(extra)
     return env
+
+
+def embedded_python_path() -> list:
+    """Where the binary's Python finds what only the test venv installs (lmdb, plyvel): this
+    venv's site-packages when it is a venv of that Python (the real-Caffe stage's), else nothing.
+    Put it on the binary's PYTHONPATH: ``binary_env(*embedded_python_path())``."""
+    if sys.base_prefix != sys.prefix and os.path.realpath(sys._base_executable) == \
+            os.path.realpath("/usr/bin/python3"):
+        return site.getsitepackages()
+    return []
 
 
 def run_tool(name: str, *args: str, cwd: os.PathLike, timeout: float = 300,

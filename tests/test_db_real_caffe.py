@@ -11,11 +11,8 @@ pycaffe (the real-Caffe stage); the ``caffe test`` one runs the binary from any 
 from __future__ import annotations
 
 import json
-import os
 import re
-import site
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -172,19 +169,11 @@ def test_pycaffe_s_generated_datum_agrees_byte_for_byte(label, shape, encoded, s
     assert (parsed.label, parsed.encoded, bytes(parsed.data)) == (label, encoded, data)
 
 
-def _embedded_python_path() -> list:
-    """Where the binary's Python finds lmdb and plyvel: this venv's site-packages when it is a
-    venv of the same Python (the real-Caffe stage's), else nothing."""
-    if sys.base_prefix != sys.prefix and os.path.realpath(sys._base_executable) == \
-            os.path.realpath("/usr/bin/python3"):
-        return site.getsitepackages()
-    return []
-
-
 @real_caffe.needs_binary
 def test_caffe_test_finds_the_two_layers_identical_inside_the_binary(tmp_path):
     """`caffe test` on a net with both layers and a Euclidean loss between them: exactly 0."""
-    env = real_caffe.binary_env(*_embedded_python_path(), GLOG_minloglevel="0",  # the scores
+    env = real_caffe.binary_env(*real_caffe.embedded_python_path(),
+                                GLOG_minloglevel="0",  # the scores
                                 GLOG_logtostderr="1")  # and no log files in TMPDIR
     probe = subprocess.run(["/usr/bin/python3", "-c", "import lmdb"], env=env,
                            capture_output=True, timeout=60, check=False)

@@ -2,7 +2,8 @@
 
 ``caffe time`` builds the TRAIN net, runs forward and backward through every layer (a data
 layer's ``backward`` included) and times each; it never tears anything down, so the workers must
-leave on their own when it exits. The example nets of prototxt/ and a SequenceDataLayer net.
+leave on their own when it exits. The example nets of prototxt/, and nets of SequenceDataLayer
+and DBDataLayer.
 CAFFE.md, "Life of a Python layer".
 """
 
@@ -13,6 +14,8 @@ import shutil
 
 import pytest
 import real_caffe
+from db_data import converted
+from db_data import params as db_params
 from image_data import write_demo_data
 from sample_datasets import write_examples
 from sequence_nets import npy_sequence, write_solver
@@ -39,9 +42,9 @@ def examples(tmp_path_factory):
     return folder
 
 
-def caffe_time(folder, net: str) -> str:
+def caffe_time(folder, net: str, env: dict | None = None) -> str:
     done = real_caffe.run_tool("caffe", "time", "--model", net, "--iterations", "4",
-                               cwd=folder, timeout=120)
+                               cwd=folder, timeout=120, env=env)
     assert done.returncode == 0, done.stdout[-3000:]
     assert re.search(r"\]\s+data\s+forward: [\d.]+ ms\.", done.stdout)
     assert re.search(r"\]\s+data\s+backward: [\d.]+ ms\.", done.stdout)
@@ -70,3 +73,16 @@ def test_caffe_time_runs_the_sequence_layer(tmp_path):
     source = npy_sequence(tmp_path)
     write_solver(tmp_path, source.params(workers=2), max_iter=1)
     assert_workers_gone(caffe_time(tmp_path, "net.prototxt"), "SequenceDataLayer")
+
+
+def test_caffe_time_runs_the_db_layer(tmp_path):
+    database, _ = converted(tmp_path, backend="lmdb")
+    (tmp_path / "net.prototxt").write_text(
+        f'layer {{ name: "data" type: "Python" top: "data" top: "label" python_param {{ '
+        f'module: "caffe_layers.layers" layer: "DBDataLayer" '
+        f"param_str: '{db_params(database, workers=2)}' }} }}\n"
+        f'layer {{ name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
+        f'inner_product_param {{ num_output: 2 }} }}\n'
+        f'layer {{ name: "out" type: "Silence" bottom: "ip" bottom: "label" }}\n')
+    env = real_caffe.binary_env(*real_caffe.embedded_python_path())  # lmdb
+    assert_workers_gone(caffe_time(tmp_path, "net.prototxt", env), "DBDataLayer")
