@@ -91,7 +91,7 @@ def test_demo_from_an_empty_directory(tmp_path, monkeypatch, capsys):
 
 def test_an_edited_prototxt_is_kept(workdir, capsys):
     solver = workdir / "prototxt" / "imagelist_solver.prototxt"
-    edited = solver.read_text().replace("max_iter: 200", "max_iter: 3")
+    edited = solver.read_text().replace("max_iter: 1500", "max_iter: 3")
     solver.write_text(edited)
     assert demo.main(["-q"]) == 0
     out = capsys.readouterr().out
