@@ -9,6 +9,7 @@ CAFFE.md, "Life of a Python layer".
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 
@@ -17,10 +18,10 @@ import real_caffe
 from db_data import converted
 from db_data import params as db_params
 from image_data import write_demo_data
-from sample_datasets import write_examples
 from sequence_nets import npy_sequence, write_solver
 
 from caffe_layers.testing import leaks
+from caffe_layers.tools import _examples
 
 pytestmark = [pytest.mark.real_caffe, real_caffe.needs_binary]
 
@@ -35,7 +36,15 @@ NETS = {"imagelist_train_val.prototxt": "ImageListDataLayer",
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
     folder = tmp_path_factory.mktemp("examples")
-    write_examples(folder)
+    (folder / _examples.DATA).mkdir()
+    before = os.getcwd()
+    os.chdir(folder)  # the lists name example_data/... relative to it, as the demo writes them
+    try:
+        for example in _examples.EXAMPLES.values():  # what caffe-layers-demo --example writes
+            if example.write_data is not None:
+                example.write_data(_examples.DATA)
+    finally:
+        os.chdir(before)
     write_demo_data(folder)
     for name in NETS:
         shutil.copy(real_caffe.REPO / "prototxt" / name, folder / name)
