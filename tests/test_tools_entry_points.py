@@ -38,9 +38,17 @@ def installed(script: str) -> str:
     return str(path)
 
 
-def run(argv, cwd, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in argv], cwd=str(cwd), env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+def run(argv, cwd, timeout: float = 120, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in argv], cwd=str(cwd), env=env or ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def pip_env(tmp_path: Path) -> dict:
+    """ENV with a TMPDIR of the test's own for pip and venv: the pip that Python 3.8's ensurepip
+    installs leaves its extracted cacert.pem behind, which is pip's leftover, not ours."""
+    tmp = tmp_path / "pip-tmp"
+    tmp.mkdir(exist_ok=True)
+    return dict(ENV, TMPDIR=str(tmp))
 
 
 @pytest.mark.parametrize("script", sorted(console_scripts()))
@@ -110,7 +118,7 @@ def build_wheel(tmp_path: Path) -> Path:
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO / name, source / name)
     done = run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist",
-                source], tmp_path, timeout=300)
+                source], tmp_path, timeout=300, env=pip_env(tmp_path))
     assert done.returncode == 0, done.stderr
     [wheel] = (tmp_path / "dist").glob("caffe_layers-*.whl")
     return wheel
@@ -120,11 +128,11 @@ def fresh_venv(tmp_path: Path, wheel: Path) -> Path:
     """A new virtualenv with the wheel installed and, through a .pth file, this interpreter's
     dependencies (numpy, OpenCV, h5py, PyYAML) but not its caffe_layers."""
     venv = tmp_path / "venv"
-    done = run([sys.executable, "-m", "venv", venv], tmp_path, timeout=300)
+    done = run([sys.executable, "-m", "venv", venv], tmp_path, timeout=300, env=pip_env(tmp_path))
     assert done.returncode == 0, done.stderr
     python = venv / "bin" / "python"
     done = run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel],
-               tmp_path, timeout=300)
+               tmp_path, timeout=300, env=pip_env(tmp_path))
     assert done.returncode == 0, done.stderr
     site = run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                tmp_path).stdout.strip()
