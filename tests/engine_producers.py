@@ -78,3 +78,36 @@ class ClosingProducer(IdProducer):
     def close(self):
         with open(os.path.join(self.directory, f"closed-{os.getpid()}"), "w"):
             pass
+
+
+class PrepareRecorder(Producer):
+    """Each fill waits (up to 10 s) for ``prepare`` of the next batch to be called meanwhile and
+    reports whether it came, and which batches were prepared before the fill began."""
+
+    def open(self, worker_id, workers):
+        import threading
+
+        self.prepared, self.lock = {}, threading.Lock()
+
+    def prepare(self, task):
+        import threading
+
+        with self.lock:
+            self.prepared.setdefault(task.number, threading.Event()).set()
+
+    def fill(self, out, task):
+        import threading
+
+        with self.lock:
+            before = sorted(self.prepared)
+            following = self.prepared.setdefault(task.number + 1, threading.Event())
+        came = following.wait(10.0)
+        out["ids"][...] = task.number
+        out["noise"][...] = 0
+        return {"batch": task.number, "prepared_before": before, "next_came_meanwhile": came}
+
+
+class PrepareFails(IdProducer):
+    def prepare(self, task):
+        if task.number == 2:
+            raise ValueError("cannot start reading batch 2")

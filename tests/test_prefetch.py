@@ -25,6 +25,8 @@ from engine_producers import (
     IdProducer,
     ModulesProducer,
     OpenFails,
+    PrepareFails,
+    PrepareRecorder,
     collect,
 )
 
@@ -140,6 +142,23 @@ def test_after_a_failure_the_engine_is_closed_and_raises_the_same_error_again():
     with pytest.raises(WorkerError) as second:
         e.next_arrays()
     assert second.value is first.value
+
+
+def test_a_worker_is_told_of_its_next_batch_while_it_fills_the_one_before():
+    """prepare() runs in the worker's receiving thread as a task arrives: a producer can start
+    reading the next batch's files while it decodes this one (remote files)."""
+    with engine(1, "fork", producer=PrepareRecorder(), plan=plan(shuffle=False)) as e:
+        reports = [e.next_arrays()[1] for _ in range(4)]
+    assert [r["batch"] for r in reports] == [0, 1, 2, 3]
+    assert all(r["next_came_meanwhile"] for r in reports)
+    assert all(r["batch"] in r["prepared_before"] for r in reports)
+
+
+def test_an_exception_in_prepare_is_that_batchs_error():
+    with engine(1, "fork", producer=PrepareFails(), plan=plan(shuffle=False)) as e, \
+            pytest.raises(WorkerError, match="ValueError while filling batch 2: cannot start "
+                                             "reading batch 2"):
+        collect(e, 3)
 
 
 def test_a_failure_in_producer_open_is_reported():

@@ -13,7 +13,10 @@ already imported: a library first imported in the child starts its pool there, w
 and restores the parent's setting afterwards. The prefetch engine enters it around every fork of a
 worker, at start and at respawn, whatever the producer; the tools' process pools do the same. So
 a producer, composite or not, gets it by construction. OpenBLAS needs nothing: it registers its
-own ``pthread_atfork`` handlers. What no process can repair is a pool it inherited itself from
+own ``pthread_atfork`` handlers. fsspec (remote files read at setup) keeps an event-loop thread:
+it is stopped before the fork and started again, on the same loop, in the parent after it, so
+the consumer forks with no thread of its own running (the child makes its own loop, as fsspec
+does after any fork). What no process can repair is a pool it inherited itself from
 an unprepared fork (e.g. a solver process forked by a launcher that had used OpenCV's pool):
 preparing that one reconfigures it, which is the hazard; such a launcher must prepare its forks.
 """
@@ -22,7 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from typing import Callable, ContextManager, Iterator, List
+
+LOOP_STOP_S = 5.0
 
 
 @contextlib.contextmanager
@@ -40,9 +46,30 @@ def _opencv_single_threaded() -> Iterator[None]:
         cv2.setNumThreads(previous)
 
 
-# One context manager per native library with a thread pool; each must do nothing when its
-# library is not loaded.
-PREPARATIONS: List[Callable[[], ContextManager]] = [_opencv_single_threaded]
+@contextlib.contextmanager
+def _fsspec_loop_stopped() -> Iterator[None]:
+    """fsspec's event-loop thread stopped around the fork, the same loop run again after it."""
+    asyn = sys.modules.get("fsspec.asyn")
+    thread = asyn.iothread[0] if asyn is not None else None
+    loop = asyn.loop[0] if asyn is not None else None
+    if thread is None or loop is None or not thread.is_alive():
+        yield
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(LOOP_STOP_S)
+    try:
+        yield
+    finally:
+        if not thread.is_alive():  # stopped: run the loop again (its clients keep using it)
+            restarted = threading.Thread(target=loop.run_forever, name="fsspecIO", daemon=True)
+            restarted.start()
+            asyn.iothread[0] = restarted
+
+
+# One context manager per library with a thread pool; each must do nothing when its library is
+# not loaded.
+PREPARATIONS: List[Callable[[], ContextManager]] = [_opencv_single_threaded,
+                                                    _fsspec_loop_stopped]
 
 
 @contextlib.contextmanager

@@ -151,10 +151,12 @@ class Producer:
     ``open`` runs once in each worker after it starts (open files here, never before a fork);
     ``forking`` wraps each fork in the consumer, inside the engine's own preparation of every
     native thread pool (:mod:`~caffe_layers.prefetch.forksafe`), which no producer has to ask for;
-    ``fill`` writes every row of every array of ``out`` (``{top name: array of the batch shape}``,
-    views of a shared-memory slot) for ``task`` and may return a small picklable report (e.g. the
-    samples it had to skip), handed to the consumer with the batch; ``close`` runs at the end.
-    With ``workers: 0`` the same methods run in the consumer's process.
+    ``prepare`` is told of each task as soon as it reaches the worker, while earlier ones are
+    still being filled (to start slow reads early); ``fill`` writes every row of every array of
+    ``out`` (``{top name: array of the batch shape}``, views of a shared-memory slot) for ``task``
+    and may return a small picklable report (e.g. the samples it had to skip), handed to the
+    consumer with the batch; ``close`` runs at the end. With ``workers: 0`` the same methods run
+    in the consumer's process, and ``prepare`` is never called.
     """
 
     def forking(self) -> ContextManager:
@@ -176,6 +178,14 @@ class Producer:
 
     def open(self, worker_id: int, workers: int) -> None:
         """Called once in the process that will fill batches."""
+
+    def prepare(self, task) -> None:
+        """Told, in a worker, of a task it will fill after the ones it is filling or holds.
+
+        Called from the worker's receiving thread, at the same time as ``fill`` runs in its main
+        thread: only start work here (reads ahead), and keep what it shares with ``fill`` under a
+        lock. An exception raised here becomes that batch's error. Default: nothing.
+        """
 
     def fill(self, out: dict, task: BatchTask) -> object:
         raise NotImplementedError

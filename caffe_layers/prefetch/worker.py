@@ -3,7 +3,9 @@
 Protocol (one duplex pipe per worker, small messages only; batch data never crosses it):
 
 - consumer → worker: ``(number, slot, task)`` to fill batch ``number`` into ``slot``; ``None``
-  to stop.
+  to stop. A receiving thread takes each message as it arrives and tells the producer of the
+  task at once (``Producer.prepare``: reads can start a batch ahead); the main thread fills the
+  batches in the order they came.
 - worker → consumer: ``("done", number, slot, report)``, or ``("error", number, sample, info)``
   where ``info`` holds the exception's type name, message and formatted traceback (``number`` is
   None when ``Producer.open`` failed).
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import queue
 import signal
 import threading
 import time
@@ -30,6 +33,13 @@ import traceback
 from caffe_layers.prefetch.procstat import process_alive
 
 WATCHDOG_S = 0.2
+INBOX_POLL_S = 1.0
+_in_worker = False
+
+
+def in_worker() -> bool:
+    """Whether this process is a prefetch worker (threads it starts never cross a fork)."""
+    return _in_worker
 KEEP_FREED_BYTES = 32 << 20  # glibc's largest mmap threshold on 64-bit systems
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 
@@ -102,19 +112,62 @@ def _send(conn, message) -> bool:
     return True
 
 
+class Inbox:
+    """The consumer's messages, received in a thread as they arrive.
+
+    Each task goes to ``producer.prepare`` at once, while the main thread may still be filling
+    earlier ones; the main thread takes the messages in order with :meth:`next`.
+    """
+
+    def __init__(self, conn, producer) -> None:
+        self._conn = conn
+        self._producer = producer
+        self._messages: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._receive, name="inbox", daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                message = None
+            if message is None:
+                self._messages.put((None, None))
+                return
+            self._messages.put((message, self._prepare(message[2])))
+
+    def _prepare(self, task) -> Exception | None:
+        try:
+            self._producer.prepare(task)
+        except Exception as exc:  # the batch's error, raised when it is filled
+            return exc
+        return None
+
+    def next(self) -> tuple:
+        """``(message, exception of prepare or None)``; ``(None, None)`` when told to stop or
+        when the pipe closed."""
+        while True:
+            try:
+                return self._messages.get(timeout=INBOX_POLL_S)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._messages.empty():
+                    return None, None
+
+
 def _serve(conn, arena, producer) -> None:
     """Fill batches until told to stop or the pipe closes, e.g. by the consumer's ``close()``
     while a batch was being filled; then the producer's ``close()`` runs (a LevelDB view, say, is
     removed)."""
+    inbox = Inbox(conn, producer)
     while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
+        message, prepare_error = inbox.next()
         if message is None:
             return
         number, slot, task = message
         try:
+            if prepare_error is not None:
+                raise prepare_error
             report = producer.fill(arena.slots[slot], task)
         except Exception as exc:
             reply = ("error", number, task.current_sample(), describe(exc))
@@ -126,6 +179,8 @@ def _serve(conn, arena, producer) -> None:
 
 def run_worker(worker_id: int, workers: int, conn, arena, producer, consumer_pid: int) -> None:
     """Entry point of a worker process (the target of its multiprocessing.Process)."""
+    global _in_worker
+    _in_worker = True
     _quiet_signals()
     _never_preempt_the_consumer()
     keep_freed_memory()
