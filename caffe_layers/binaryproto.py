@@ -22,12 +22,12 @@ import io
 import os
 from functools import reduce
 from operator import mul
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
 
 from caffe_layers.errors import DataError
-from caffe_layers.files import read_bytes, write_atomically
+from caffe_layers.files import read_bytes, shown, write_atomically
 from caffe_layers.protowire import (
     BYTES,
     FIXED32,
@@ -194,15 +194,18 @@ def _mean_from_blob(path: str, buf: bytes) -> np.ndarray:
     return blob[0]
 
 
-def read_mean(path: str, expected_channels: int | None = None) -> np.ndarray:
+def read_mean(path: str, expected_channels: int | None = None,
+              storage_options: Mapping[str, Any] | None = None) -> np.ndarray:
     """Load a mean file as a C-contiguous float32 ``(C, H, W)`` array.
 
     ``path`` is a ``.binaryproto`` (one ``BlobProto`` with num 1, as ``compute_image_mean`` writes)
-    or a ``.npy`` of shape ``(C, H, W)`` or ``(1, C, H, W)``, told apart by content.
-    ``expected_channels`` (3 for colour, 1 for gray) is checked when given.
+    or a ``.npy`` of shape ``(C, H, W)`` or ``(1, C, H, W)``, told apart by content; a local path
+    or a URL (``storage_options`` go to its storage client). ``expected_channels`` (3 for
+    colour, 1 for gray) is checked when given.
     """
     path = os.fspath(path)
-    buf = read_bytes(path, "mean_file")
+    buf = read_bytes(path, "mean_file", storage_options=storage_options)
+    path = shown(path)  # for messages: a URL without its credentials
     if buf.startswith(_NPY_MAGIC):
         mean = _mean_from_npy(path, buf)
     else:

@@ -150,15 +150,16 @@ def choice(*allowed: str) -> Kind:
 
 def option(kind: Kind, default: Any = REQUIRED, *, minimum: float | None = None,
            maximum: float | None = None, example: str = "", doc: str = "",
-           caffe: str = "", old_name: str = "") -> Any:
+           caffe: str = "", old_name: str = "", secret: bool = False) -> Any:
     """Declare a config field. ``default=None`` makes the key optional with no value.
 
     ``doc`` and ``caffe`` (the Caffe setting it replaces, if any) fill the README's tables.
-    ``old_name`` is a name the key had before: still read, with a FutureWarning.
+    ``old_name`` is a name the key had before: still read, with a FutureWarning. A ``secret``
+    key's value (credentials) is never shown: not in messages, not in the config's repr.
     """
     meta = {"kind": kind, "minimum": minimum, "maximum": maximum, "example": example, "doc": doc,
-            "caffe": caffe, "old_name": old_name}
-    return dataclasses.field(default=default, metadata=meta)
+            "caffe": caffe, "old_name": old_name, "secret": secret}
+    return dataclasses.field(default=default, metadata=meta, repr=not secret)
 
 
 def _check_range(value: Any, meta: Mapping[str, Any]) -> None:
@@ -191,7 +192,8 @@ def _convert_field(field: dataclasses.Field, raw: Mapping[str, Any]) -> tuple[An
         converted = meta["kind"].convert(value)
         _check_range(converted, meta)
     except _Invalid as exc:
-        return _placeholder(field), Problem((field.name,), f"{exc} (got {value!r}){example}")
+        got = f"a {type(value).__name__}, not shown" if meta.get("secret") else repr(value)
+        return _placeholder(field), Problem((field.name,), f"{exc} (got {got}){example}")
     return converted, None
 
 

@@ -26,9 +26,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
+import time
 
 from caffe_layers import config
 from caffe_layers.errors import ConfigError
+from caffe_layers.files import describe_options, take_retries
 from caffe_layers.params import (
     DatasetParams,
     DBParams,
@@ -46,6 +48,7 @@ from caffe_layers.ranks import Shard, global_shard
 from caffe_layers.sampling import SampleStream
 
 caffe = import_caffe()
+RETRIES_PRINTED_EVERY_S = 60.0  # the count of retried reads, at most this often
 
 
 def _solver_rank() -> tuple:
@@ -79,9 +82,11 @@ class PrefetchDataLayer(caffe.Layer):
         params = config.load(self.params_class, self.param_str, where=f"{name} param_str",
                              elsewhere=_keys_of_other_layers(type(self)))
         train = self.phase == caffe.TRAIN
+        self._skipped, self._skipped_samples = 0, set()
+        self.retried_reads, self._retries_printed_at = 0, None
         pipeline = self.build(params, train)
         self._specs = pipeline.specs_for(len(top), name)
-        self._skipped, self._skipped_samples = 0, set()
+        self._log_retries(*take_retries(), during="setup")
         self._engine = self._start(params, pipeline, train)
         print(f"caffe_layers: {name} ({'TRAIN' if train else 'TEST'}): {pipeline.description}; "
               f"{self._describe(params, train)}", flush=True)
@@ -160,6 +165,8 @@ class PrefetchDataLayer(caffe.Layer):
             parts.append(self._shard_of.describe())
         if train and params.start_iter:
             parts.append(f"resuming at iteration {params.start_iter}")
+        if getattr(params, "storage_options", None):
+            parts.append(f"storage_options {describe_options(params.storage_options)}")
         return ", ".join(parts)
 
     def _small_dataset(self, batch_size: int, pipeline: Pipeline) -> str:
@@ -177,8 +184,25 @@ class PrefetchDataLayer(caffe.Layer):
                 f"of {batch_size} holds the {length} {unit} {batch_size / length:.1f} times; "
                 f"lower batch_size, or add {unit}")
 
+    def _log_retries(self, count: int, latest: str, during: str = "") -> None:
+        """Count retried reads; print the count the first time and then at most once a minute.
+        """
+        if not count:
+            return
+        self.retried_reads += count
+        now = time.monotonic()
+        if self._retries_printed_at is not None \
+                and now - self._retries_printed_at < RETRIES_PRINTED_EVERY_S:
+            return
+        self._retries_printed_at = now
+        when = f" during {during}" if during else ""
+        print(f"caffe_layers: {type(self).__name__} retried {self.retried_reads} read"
+              f"{'' if self.retried_reads == 1 else 's'} so far{when} (latest: {latest})",
+              file=sys.stderr, flush=True)
+
     def _log(self, report: dict) -> None:
-        """Print each skipped sample the first time; count every skip."""
+        """Print each skipped sample the first time; count every skip and retried read."""
+        self._log_retries(*report.get("retries", (0, "")))
         for index, message in report.get("skipped", ()):
             self._skipped += 1
             if index not in self._skipped_samples:

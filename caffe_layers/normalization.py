@@ -9,7 +9,7 @@ What the mean must match (an image's channels, a row's shape) is the caller's to
 from __future__ import annotations
 
 import os
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -58,15 +58,18 @@ def mean_values(values: Sequence[Any]) -> Tuple[float, ...]:
     return tuple(float(v) for v in floats)
 
 
-def read_mean_file(path: str, channels: int | None = None) -> np.ndarray:
+def read_mean_file(path: str, channels: int | None = None,
+                   storage_options: Mapping[str, Any] | None = None) -> np.ndarray:
     """The ``mean_file`` as a read-only float32 ``(C, H, W)`` array; ConfigError naming the file.
 
-    ``channels`` (3 for colour, 1 for gray), when given, must be the mean's.
+    ``channels`` (3 for colour, 1 for gray), when given, must be the mean's. ``path`` may be a
+    URL, read with ``storage_options``.
     """
     from caffe_layers.binaryproto import read_mean
 
     try:
-        mean = read_mean(os.fspath(path), expected_channels=channels)
+        mean = read_mean(os.fspath(path), expected_channels=channels,
+                         storage_options=storage_options)
     except DataError as exc:
         raise ConfigError(str(exc)) from None
     mean.flags.writeable = False

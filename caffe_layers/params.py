@@ -31,6 +31,14 @@ from caffe_layers.prefetch import START_METHODS
 from caffe_layers.transforms import check_resize
 
 
+def _storage_options() -> Any:
+    """The ``storage_options`` key of every layer that reads files (credentials: never shown)."""
+    return option(MAPPING, None, secret=True,
+                  doc="options for the storage client of URLs (s3://, gs://, az://, https://...)"
+                      ", e.g. {endpoint_url: ..., anon: true}; default: its environment and config "
+                      "files (see Scaling out)")
+
+
 def default_workers() -> int:
     """One worker per core this process may use, at most 4."""
     try:
@@ -171,6 +179,7 @@ class ImageListParams(PrefetchParams):
         BOOL, False,
         doc="decode JPEGs at 1/2, 1/4 or 1/8 size when that still covers new_height x "
             "new_width")
+    storage_options: dict = _storage_options()
 
     def problems(self) -> List[Problem]:
         found = super().problems() + check_resize(self.new_height, self.new_width)
@@ -284,6 +293,7 @@ class HDF5Params(PrefetchParams):
                           caffe="none (HDF5Data refuses transform_param)")
     on_error: str = on_error_option("rows that cannot be read (a corrupt chunk): raise naming "
                                     "file and row", "none (a read error aborts)")
+    storage_options: dict = _storage_options()
 
     def problems(self) -> List[Problem]:
         return (super().problems() + _top_problems(self.tops)
@@ -307,6 +317,7 @@ class NpyParams(PrefetchParams):
     scale: float = option(FLOAT, 1.0, doc="multiplies (sample - mean)")
     on_error: str = on_error_option("a missing, unreadable or differently shaped file: raise "
                                     "naming list line and path")
+    storage_options: dict = _storage_options()
 
     def problems(self) -> List[Problem]:
         found = super().problems() + exclusive_problems(self.mean_file, self.mean_value)

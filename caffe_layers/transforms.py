@@ -20,7 +20,7 @@ batches with it).
 from __future__ import annotations
 
 import dataclasses
-from typing import List, NamedTuple, Sequence, Tuple, Union
+from typing import Any, List, Mapping, NamedTuple, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -157,16 +157,18 @@ class ImageTransform:
     @classmethod
     def from_params(cls, crop_size: int = 0, mirror: bool = False, mean_file: str = "",
                     mean_value: Sequence[float] = (), scale: float = 1.0, train: bool = True,
-                    channels: int | None = None) -> ImageTransform:
+                    channels: int | None = None,
+                    storage_options: Mapping[str, Any] | None = None) -> ImageTransform:
         """Build from Caffe's ``transform_param`` keys, loading ``mean_file`` when set.
 
         ``mean_file`` and ``mean_value`` are exclusive, as in Caffe. ``channels`` (3 for colour,
-        1 for gray) is checked against the mean file.
+        1 for gray) is checked against the mean file, which may be a URL (``storage_options``
+        go to its storage client).
         """
         check_exclusive(mean_file, mean_value)
         mean: MeanSpec = None
         if mean_file:
-            mean = read_mean_file(mean_file, channels)
+            mean = read_mean_file(mean_file, channels, storage_options)
         elif len(mean_value):
             mean = tuple(mean_value)
         return cls(crop_size=crop_size, mirror=mirror, mean=mean, scale=scale, train=train)

@@ -62,3 +62,41 @@ def no_leftovers():
     assert not leaks.mapped_blocks(), "shared-memory blocks still mapped after the test"
     new_tmp = leaks.entries(SUBPROCESS_TMPDIR) - tmp_before
     assert not new_tmp, f"temporary files left by the test's processes: {sorted(new_tmp)}"
+
+
+# --- object stores on localhost (tests/test_remote_*.py) ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_store():
+    """moto's S3 on a free localhost port, reached through the real s3fs client."""
+    pytest.importorskip("s3fs", reason="the S3 tests need s3fs: pip install 'caffe-layers[s3]'")
+    pytest.importorskip("moto", reason="the S3 tests need moto: pip install 'moto[server]'")
+    from caffe_layers.testing.stores import S3Store
+
+    with S3Store() as store:
+        yield store
+
+
+@pytest.fixture
+def http_store(tmp_path):
+    """An HTTP server of ``tmp_path/served`` on a free localhost port."""
+    pytest.importorskip("aiohttp", reason="http:// URLs need aiohttp: pip install "
+                                          "'caffe-layers[remote]'")
+    from caffe_layers.testing.stores import HTTPStore
+
+    root = tmp_path / "served"
+    root.mkdir()
+    with HTTPStore(root) as store:
+        yield store
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """The retry policy with waits of milliseconds (forked workers inherit it)."""
+    from caffe_layers.files import retry
+
+    monkeypatch.setattr(retry, "POLICY", retry.RetryPolicy(attempts=4, first_delay_s=0.01,
+                                                           max_delay_s=0.05))
+    retry.take_retries()  # start counting from zero
+    return retry.POLICY

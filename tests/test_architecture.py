@@ -10,8 +10,8 @@ Every module of ``caffe_layers`` is found by walking the package and its imports
 - no module imports ``caffe``: the adapters get it through ``pycaffe.import_caffe()``, which
   imports the package's fake by its module name (the one reference from production code to
   ``testing``, allowed here explicitly);
-- importing any module loads none of cv2, h5py, lmdb, plyvel and caffe (adapters: caffe only),
-  checked in a fresh interpreter.
+- importing any module loads none of cv2, h5py, lmdb, plyvel, fsspec and caffe (adapters: caffe
+  only), checked in a fresh interpreter (fsspec: only a URL loads it).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ LEVELS = [
 PREFETCH_MAY_IMPORT = {"prefetch", "errors", "sampling"}
 ADAPTERS = {"caffe_layers.layers", "caffe_layers.testing.example_layers"}  # subclass caffe.Layer
 ALLOWED_UPWARD = {("caffe_layers.pycaffe", "caffe_layers.testing.fake_caffe")}
-HEAVY = ("caffe", "cv2", "h5py", "lmdb", "plyvel")
+HEAVY = ("caffe", "cv2", "h5py", "lmdb", "plyvel", "fsspec")
 _MODULE_STRING = re.compile(rf"{PACKAGE}(\.\w+)+\.?")  # "caffe_layers.x", f"caffe_layers.x."
 
 

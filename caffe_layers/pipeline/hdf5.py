@@ -22,8 +22,9 @@ import numpy as np
 from caffe_layers.errors import DataError
 from caffe_layers.params import HDF5Params
 from caffe_layers.pipeline import Pipeline
+from caffe_layers.pipeline.reads import FileProducer
 from caffe_layers.pipeline.skip import first_loadable, load_or_skip
-from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.prefetch import TopSpec
 from caffe_layers.sampling import BlockShuffledOrder
 from caffe_layers.sources.arrays import Normalizer
 from caffe_layers.sources.hdf5 import HDF5Files, HDF5Reader
@@ -31,7 +32,7 @@ from caffe_layers.sources.hdf5 import HDF5Files, HDF5Reader
 BLOCKS_PER_WINDOW = 4
 
 
-class HDF5Producer(Producer):
+class HDF5Producer(FileProducer):
     """Fills every top's rows from the HDF5 files; handles are opened in the filling process."""
 
     def __init__(self, files: HDF5Files, normalizer: Normalizer, window: int = 0,
@@ -50,7 +51,7 @@ class HDF5Producer(Producer):
     def open(self, worker_id: int, workers: int) -> None:
         self._reader = HDF5Reader(self.files, self.window)
 
-    def fill(self, out: dict, task) -> object:
+    def fill_rows(self, out: dict, task) -> object:
         return self.read(task.indices, out)
 
     def read(self, indices: np.ndarray, out: dict) -> object:
@@ -103,10 +104,10 @@ def _check_first_sample(producer: HDF5Producer) -> None:
 
 def build(params: HDF5Params, train: bool) -> Pipeline:
     """Scan the files, check every dataset's shape, read sample 0; raise here, not in a worker."""
-    files = HDF5Files.scan(params.source, params.tops)
+    files = HDF5Files.scan(params.source, params.tops, params.storage_options)
     first = params.tops[0]
     normalizer = Normalizer.from_params(params.mean_file, params.mean_value, params.scale,
-                                        files.row_shape(first), first)
+                                        files.row_shape(first), first, params.storage_options)
     runs, block = files.block_runs(params.shuffle_block)
     window = _window(params, block)
     producer = HDF5Producer(files, normalizer, window if params.shuffle else 0,

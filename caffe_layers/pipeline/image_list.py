@@ -6,29 +6,33 @@ Labels go into one ``(N,)`` or ``(N, k)`` top, or one ``(N,)`` top per label col
 
 ``on_error: skip`` replaces a sample that cannot be read by the next one in the list (then the
 next, ...), deterministically, and reports it with the batch: never a silent zero image.
+
+``source``, ``root_folder`` (so every path) and ``mean_file`` may be URLs; then each worker reads
+the files of its next batch ahead of decoding (:mod:`caffe_layers.pipeline.reads`).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import List
 
 import numpy as np
 
+from caffe_layers.files import is_url, shown
 from caffe_layers.params import ImageListParams
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.pipeline.labels import label_layouts, write_labels
+from caffe_layers.pipeline.reads import FileProducer, SampleFiles
 from caffe_layers.pipeline.skip import first_loadable, load_or_skip
-from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.prefetch import TopSpec
 from caffe_layers.prefetch.forksafe import one_thread_per_worker
 from caffe_layers.sources.image_list import SampleList, read_listed_image
-from caffe_layers.sources.images import check_size
+from caffe_layers.sources.images import check_size, read_image_bytes
 from caffe_layers.transforms import Crop, ImageTransform, resize
 
 ROOT_FOLDER_HINT = "is root_folder right?"
 
 
-class ImageListProducer(Producer):
+class ImageListProducer(FileProducer):
     """Fills data and label rows from a :class:`SampleList` (picklable, no open handles)."""
 
     def __init__(self, images: SampleList, transform: ImageTransform, params: ImageListParams,
@@ -40,23 +44,40 @@ class ImageListProducer(Producer):
         self.reduce = 8 if params.reduced_decode else 1
         self.skip_errors = params.on_error == "skip"
         self.image_hw = image_hw  # every image's size after resize (the first image's)
+        self.storage_options = params.storage_options
+        self.files = SampleFiles(self.read_file, is_url(images.path(0)))
 
     def open(self, worker_id: int, workers: int) -> None:
         one_thread_per_worker()
 
-    def fill(self, out: dict, task) -> object:
+    def prepare(self, task) -> None:
+        self.files.prepare(task)
+
+    def fill_rows(self, out: dict, task) -> object:
         skipped = []
         data = out["data"]
-        for row, index, rng in task:
-            used = self._load(index, rng, data[row], skipped)
-            write_labels(out, row, self.images.labels[used])
+        with self.files.batch(task) as fetched:
+            for row, index, rng in task:
+                used = self._load(index, rng, data[row], skipped, fetched)
+                write_labels(out, row, self.images.labels[used])
         return {"skipped": skipped} if skipped else None
 
-    def load(self, index: int, rng: np.random.Generator, out: np.ndarray) -> None:
-        """Decode, resize, check, crop/mirror and normalise sample ``index`` into ``out``."""
+    def close(self) -> None:
+        self.files.close()
+
+    def read_file(self, index: int) -> bytes:
+        """The bytes of sample ``index``'s image; DataError naming its list line."""
+        return read_image_bytes(self.images.path(index), self.images.where(index),
+                                self.storage_options)
+
+    def load(self, index: int, rng: np.random.Generator, out: np.ndarray,
+             data: bytes | None = None) -> None:
+        """Decode, resize, check, crop/mirror and normalise sample ``index`` into ``out``
+        (``data``: its file's bytes, if already read)."""
         min_hw = self.new_hw if self.reduce > 1 else None
-        image = resize(read_listed_image(self.images, index, self.is_color, self.reduce, min_hw),
-                       *self.new_hw)
+        image = read_listed_image(self.images, index, self.is_color, self.reduce, min_hw,
+                                  data=data, storage_options=self.storage_options)
+        image = resize(image, *self.new_hw)
         check_size(image, self.image_hw, self.images.path(index), self.images.where(index))
         h_off, w_off, mirror = self.transform.decide(rng, *self.image_hw)
         self.transform.apply(image, h_off, w_off, mirror, out)
@@ -71,11 +92,13 @@ class ImageListProducer(Producer):
         return np.stack([self.transform.undo(data[row], *crop)
                          for row, crop in enumerate(self.crops(task))])
 
-    def _load(self, index: int, rng, out: np.ndarray, skipped: list) -> int:
-        """Load ``index``, or with on_error: skip the next loadable sample; the index used."""
-        used, _ = load_or_skip(functools.partial(self.load, rng=rng, out=out), index,
-                               len(self.images), self.skip_errors, skipped, "images",
-                               lambda i: f"{self.images.where(i)}; {ROOT_FOLDER_HINT}")
+    def _load(self, index: int, rng, out: np.ndarray, skipped: list, fetched) -> int:
+        """Load ``index`` (its bytes read ahead, if they were), or with on_error: skip the next
+        loadable sample (read now); the index used."""
+        used, _ = load_or_skip(
+            lambda i: self.load(i, rng, out, fetched(i) if i == index else None), index,
+            len(self.images), self.skip_errors, skipped, "images",
+            lambda i: f"{self.images.where(i)}; {ROOT_FOLDER_HINT}")
         return used
 
 
@@ -83,7 +106,8 @@ def _first_image(images: SampleList, params: ImageListParams) -> tuple:
     """``(index, image)`` of the image that fixes the shapes: the first one, or with
     ``on_error: skip`` the first readable one (a bad first line is skipped like any other)."""
     def read(index: int) -> np.ndarray:
-        image = read_listed_image(images, index, params.is_color)
+        image = read_listed_image(images, index, params.is_color,
+                                  storage_options=params.storage_options)
         return resize(image, params.new_height, params.new_width)
 
     return first_loadable(read, len(images), params.on_error == "skip", "images", images.source,
@@ -92,16 +116,17 @@ def _first_image(images: SampleList, params: ImageListParams) -> tuple:
 
 def build(params: ImageListParams, train: bool) -> Pipeline:
     """Read the list, open the first image, fix every shape; raise here rather than in a worker."""
-    images = SampleList.read(params.source, params.root_folder, params.label_columns)
+    images = SampleList.read(params.source, params.root_folder, params.label_columns,
+                             params.storage_options)
     first_index, first = _first_image(images, params)
     channels = first.shape[2]
     transform = ImageTransform.from_params(
         params.crop_size, params.mirror, params.mean_file, params.mean_value, params.scale,
-        train=train, channels=channels)
+        train=train, channels=channels, storage_options=params.storage_options)
     shape = transform.output_shape(channels, *first.shape[:2], resized=bool(params.new_height))
     producer = ImageListProducer(images, transform, params, first.shape[:2])
     producer.load(first_index, np.random.default_rng(0), np.empty(shape, np.float32))
     data = TopSpec("data", (params.batch_size,) + tuple(shape))
     return Pipeline(producer, label_layouts(data, params.batch_size, params.label_columns),
-                    len(images), f"{len(images)} images from {params.source}",
+                    len(images), f"{len(images)} images from {shown(params.source)}",
                     unit="images")

@@ -26,11 +26,13 @@ from typing import ContextManager, Tuple
 import numpy as np
 
 from caffe_layers.errors import MAX_REPORTED, ConfigError, DataError, first_few
+from caffe_layers.files import shown
 from caffe_layers.params import AttachParams, MultiInputParams
 from caffe_layers.pipeline import Pipeline, image_list
-from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.pipeline.reads import FileProducer
+from caffe_layers.prefetch import TopSpec
 from caffe_layers.sampling import ATTACH_STREAM, stream_rng
-from caffe_layers.sources.hdf5 import HDF5Files, HDF5Reader
+from caffe_layers.sources.hdf5 import HDF5Files, HDF5Reader, open_h5
 
 
 def attach_rng(seed: int, epoch: int, index: int, item: int) -> np.random.Generator:
@@ -112,7 +114,7 @@ class HDF5Attachment:
             self._reader = None
 
 
-class MultiInputProducer(Producer):
+class MultiInputProducer(FileProducer):
     """The image list's producer, then every attachment, into one batch."""
 
     def __init__(self, primary: image_list.ImageListProducer, attachments: tuple) -> None:
@@ -127,13 +129,16 @@ class MultiInputProducer(Producer):
         for attachment in self.attachments:
             attachment.open()
 
-    def fill(self, out: dict, task) -> object:
+    def prepare(self, task) -> None:
+        self.primary.prepare(task)
+
+    def fill_rows(self, out: dict, task) -> object:
         own = {a.item.top for a in self.attachments}
         primary_out = {name: array for name, array in out.items() if name not in own}
         if "label" not in primary_out:  # the labels to match, even if the net does not take them
             columns = self.primary.images.labels.shape[1]
             primary_out["label"] = np.empty((task.batch_size, columns), np.float32)
-        report = self.primary.fill(primary_out, task)
+        report = self.primary.fill_rows(primary_out, task)
         labels = primary_out["label"].reshape(task.batch_size, -1)
         for attachment in self.attachments:
             if attachment.item.top in out:
@@ -154,15 +159,13 @@ class MultiInputProducer(Producer):
             attachment.close()
 
 
-def _label_index(item: AttachParams, where: str) -> LabelIndex:
-    import h5py
-
-    with h5py.File(item.hdf5, "r") as handle:
+def _label_index(item: AttachParams, where: str, storage_options: dict | None) -> LabelIndex:
+    with open_h5(item.hdf5, storage_options) as handle:
         labels = handle[item.label_dataset][...]
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:
-        raise DataError(f"{where}: '{item.hdf5}' dataset '{item.label_dataset}' is shaped "
+        raise DataError(f"{where}: '{shown(item.hdf5)}' dataset '{item.label_dataset}' is shaped "
                         f"{labels.shape}; labels must be one number per row")
     return LabelIndex.from_labels(labels.astype(np.float32))
 
@@ -171,28 +174,30 @@ def _check_labels(index: LabelIndex, images, item: AttachParams, where: str) -> 
     labels = images.labels[:, item.label_column]
     missing = np.unique(index.missing(labels))
     if len(missing):
-        shown = first_few([f"{value:g} ({images.where(int(np.flatnonzero(labels == value)[0]))})"
-                           for value in missing[:MAX_REPORTED]], total=len(missing))
-        raise ConfigError(f"{where}: no row of '{item.hdf5}' has these labels of {images.source}"
-                          f" in '{item.label_dataset}': {shown}; every label needs at least one "
-                          f"row to draw from")
+        listed = first_few([f"{value:g} ({images.where(int(np.flatnonzero(labels == value)[0]))})"
+                            for value in missing[:MAX_REPORTED]], total=len(missing))
+        raise ConfigError(f"{where}: no row of '{shown(item.hdf5)}' has these labels of "
+                          f"{images.source} in '{item.label_dataset}': {listed}; every label needs "
+                          f"at least one row to draw from")
 
 
-def _attachment(number: int, item: AttachParams, images, seed: int) -> HDF5Attachment:
+def _attachment(number: int, item: AttachParams, images, seed: int,
+                storage_options: dict | None) -> HDF5Attachment:
     where = f"attach[{number}] (top '{item.top}')"
     dataset = item.dataset or item.top
     tops = (dataset,) if item.match == "index" else (dataset, item.label_dataset)
     try:
-        files = HDF5Files.single(item.hdf5, tops)
+        files = HDF5Files.single(item.hdf5, tops, storage_options)
     except DataError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     index = None
     if item.match == "label":
-        index = _label_index(item, where)
+        index = _label_index(item, where, storage_options)
         _check_labels(index, images, item, where)
     elif len(files) < len(images):
-        raise ConfigError(f"{where}: match: index needs a row per list line, but '{item.hdf5}' "
-                          f"has {len(files)} rows for {len(images)} lines of {images.source}")
+        raise ConfigError(f"{where}: match: index needs a row per list line, but "
+                          f"'{shown(item.hdf5)}' has {len(files)} rows for {len(images)} lines "
+                          f"of {images.source}")
     files = dataclasses.replace(files, tops=(dataset,), infos=(files.infos[0][:1],))
     return HDF5Attachment(number, item, files, index, seed)
 
@@ -211,7 +216,7 @@ def build(params: MultiInputParams, train: bool) -> Pipeline:
     """The image list's pipeline with one more top per ``attach`` item."""
     primary = image_list.build(params, train)
     images = primary.producer.images
-    attachments = tuple(_attachment(number, item, images, params.seed)
+    attachments = tuple(_attachment(number, item, images, params.seed, params.storage_options)
                         for number, item in enumerate(params.attachments()))
     _check_first_rows(attachments)
     extra = tuple(TopSpec(a.item.top, (params.batch_size,) + a.row_shape) for a in attachments)
@@ -219,8 +224,8 @@ def build(params: MultiInputParams, train: bool) -> Pipeline:
     # (data, label); a net that does not use the labels can Silence them.
     layouts = {count + len(extra): specs + extra for count, specs in primary.layouts.items()
                if count > 1 or len(primary.layouts) == 1}
-    described = ", ".join(f"{a.item.top} from {a.item.hdf5}:{a.dataset} (match {a.item.match})"
-                          for a in attachments)
+    described = ", ".join(f"{a.item.top} from {shown(a.item.hdf5)}:{a.dataset} (match "
+                          f"{a.item.match})" for a in attachments)
     return Pipeline(MultiInputProducer(primary.producer, attachments), layouts,
                     primary.samples, f"{primary.description}; attached {described}",
                     unit=primary.unit)

@@ -9,24 +9,27 @@ a one-hot ``(N, n_classes)`` top.
 Setup reads the header of every file (a few hundred bytes each, the data is not read), so a
 missing, truncated or differently shaped sample is found before training, not when its batch
 comes up: about 1 s per 100,000 files with a warm page cache (``scripts/bench_npy_headers.py``).
-Above :data:`HEADER_CHECK_LIMIT` files only the first sample is checked. ``on_error: skip``
-replaces a bad sample by the next one (:mod:`caffe_layers.pipeline.skip`).
+Above :data:`HEADER_CHECK_LIMIT` files only the first sample is checked, and files at URLs are
+not checked at setup (a request each); each is checked when read. ``on_error: skip`` replaces a
+bad sample by the next one (:mod:`caffe_layers.pipeline.skip`). With a URL ``root_folder`` each
+worker reads its next batch's files ahead (:mod:`caffe_layers.pipeline.reads`).
 """
 
 from __future__ import annotations
 
-import functools
 import sys
 from typing import List, Tuple
 
 import numpy as np
 
 from caffe_layers.errors import DataError, first_few
+from caffe_layers.files import is_url, shown
 from caffe_layers.params import NpyParams
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.pipeline.labels import label_layouts, write_labels
+from caffe_layers.pipeline.reads import FileProducer, SampleFiles
 from caffe_layers.pipeline.skip import first_loadable, load_or_skip
-from caffe_layers.prefetch import Producer, TopSpec
+from caffe_layers.prefetch import TopSpec
 from caffe_layers.sources.arrays import Normalizer, is_numeric
 from caffe_layers.sources.image_list import SampleList
 from caffe_layers.sources.npy import (
@@ -34,6 +37,7 @@ from caffe_layers.sources.npy import (
     check_sample,
     describe_dtype,
     read_npy,
+    read_npy_bytes,
     sample_path,
 )
 
@@ -41,12 +45,13 @@ HEADER_CHECK_LIMIT = 1_000_000
 ROOT_FOLDER_HINT = "is root_folder right?"
 
 
-class NpyProducer(Producer):
-    """Fills data and label rows from the samples of a :class:`SampleList` of ids."""
+class NpyProducer(FileProducer):
+    """Fills data and label rows from the samples of a :class:`SampleList` of ids; with a URL
+    ``root_folder``, each worker reads its next batch's files ahead."""
 
     def __init__(self, samples: SampleList, root_folder: str, shape: tuple, dtype: np.dtype,
                  normalizer: Normalizer, n_classes: int | None = None,
-                 skip_errors: bool = False) -> None:
+                 skip_errors: bool = False, storage_options: dict | None = None) -> None:
         self.samples = samples
         self.root_folder = root_folder
         self.shape = tuple(shape)
@@ -54,14 +59,21 @@ class NpyProducer(Producer):
         self.normalizer = normalizer
         self.n_classes = n_classes
         self.skip_errors = skip_errors
+        self.storage_options = storage_options
+        self.files = SampleFiles(self.read_file, is_url(self.path(0)))
 
     def path(self, index: int) -> str:
         return sample_path(self.root_folder, self.samples.path(index))
 
-    def load(self, index: int, out: np.ndarray) -> None:
-        """Read sample ``index``, check its shape and dtype, write it into ``out`` as float32."""
+    def read_file(self, index: int) -> bytes:
+        """The bytes of sample ``index``'s file; DataError naming its list line."""
+        return read_npy_bytes(self.path(index), self.samples.where(index), self.storage_options)
+
+    def load(self, index: int, out: np.ndarray, data: bytes | None = None) -> None:
+        """Read sample ``index`` (``data``: its file's bytes, if already read), check its shape
+        and dtype, write it into ``out`` as float32."""
         path, where = self.path(index), self.samples.where(index)
-        array = read_npy(path, where)
+        array = read_npy(path, where, data, self.storage_options)
         check_sample((array.shape, array.dtype), self.shape, self.dtype, path, where)
         out[...] = array
 
@@ -71,16 +83,29 @@ class NpyProducer(Producer):
         path, where = self.path(index), self.samples.where(index)
         check_sample(headers.read(path, where), self.shape, self.dtype, path, where)
 
-    def fill(self, out: dict, task) -> object:
+    def prepare(self, task) -> None:
+        self.files.prepare(task)
+
+    def fill_rows(self, out: dict, task) -> object:
         data = out["data"]
         skipped: list = []
-        for row, index, _ in task:
-            used, _ = load_or_skip(functools.partial(self.load, out=data[row]), index,
-                                   len(self.samples), self.skip_errors, skipped, "samples",
-                                   self._where)
-            write_labels(out, row, self.samples.labels[used], self.n_classes)
+        with self.files.batch(task) as fetched:
+            for row, index, _ in task:
+                used = self._load(index, data[row], skipped, fetched)
+                write_labels(out, row, self.samples.labels[used], self.n_classes)
         self.normalizer.apply(data)
         return {"skipped": skipped} if skipped else None
+
+    def _load(self, index: int, out: np.ndarray, skipped: list, fetched) -> int:
+        """Load ``index`` (its bytes read ahead, if they were), or with on_error: skip the next
+        loadable sample (read now); the index used."""
+        used, _ = load_or_skip(lambda i: self.load(i, out, fetched(i) if i == index else None),
+                               index, len(self.samples), self.skip_errors, skipped, "samples",
+                               self._where)
+        return used
+
+    def close(self) -> None:
+        self.files.close()
 
     def _where(self, index: int) -> str:
         return f"{self.samples.where(index)}; {ROOT_FOLDER_HINT}"
@@ -118,6 +143,9 @@ def check_headers(producer: NpyProducer, first: int, source: str) -> str:
     """Read every file's header at setup: raise listing the bad ones (``on_error: raise``), or
     return a note saying how many will be skipped ("" when all are good)."""
     count = len(producer.samples)
+    if producer.files.remote:
+        return "headers not checked at setup (files at URLs: a request each); each is checked " \
+               "when read"
     if count > HEADER_CHECK_LIMIT:
         return (f"headers not checked at setup ({count} files > {HEADER_CHECK_LIMIT}); each is "
                 f"checked when read")
@@ -136,9 +164,9 @@ def check_headers(producer: NpyProducer, first: int, source: str) -> str:
 def _first_sample(samples: SampleList, params: NpyParams) -> Tuple[int, np.ndarray]:
     def read(index: int) -> np.ndarray:
         path = sample_path(params.root_folder, samples.path(index))
-        array = read_npy(path, samples.where(index))
+        array = read_npy(path, samples.where(index), storage_options=params.storage_options)
         if not is_numeric(array.dtype):
-            raise DataError(f"{samples.where(index)}: '{path}' holds "
+            raise DataError(f"{samples.where(index)}: '{shown(path)}' holds "
                             f"{describe_dtype(array.dtype)} values; tops are float32, so store "
                             f"numbers (bool, integer or float)")
         return array
@@ -150,19 +178,19 @@ def _first_sample(samples: SampleList, params: NpyParams) -> Tuple[int, np.ndarr
 def build(params: NpyParams, train: bool) -> Pipeline:
     """Read the list, load the first sample to fix shape and dtype, check every file's header;
     raise here rather than in a worker."""
-    samples = SampleList.read(params.source, "", params.label_columns)
+    samples = SampleList.read(params.source, "", params.label_columns, params.storage_options)
     if params.n_classes is not None:
         check_classes(samples, params.n_classes)
     first_index, first = _first_sample(samples, params)
     normalizer = Normalizer.from_params(params.mean_file, params.mean_value, params.scale,
-                                        first.shape, "data")
+                                        first.shape, "data", params.storage_options)
     producer = NpyProducer(samples, params.root_folder, first.shape, first.dtype, normalizer,
-                           params.n_classes, params.on_error == "skip")
+                           params.n_classes, params.on_error == "skip", params.storage_options)
     note = check_headers(producer, first_index, params.source)
     data = TopSpec("data", (params.batch_size,) + first.shape)
     layouts = label_layouts(data, params.batch_size, params.label_columns, params.n_classes)
     description = (f"{len(samples)} .npy samples ({describe_dtype(first.dtype)} "
-                   f"{first.shape}) listed in {params.source}")
+                   f"{first.shape}) listed in {shown(params.source)}")
     if params.n_classes is not None:
         description += f", one-hot labels of {params.n_classes} classes"
     if normalizer.active:

@@ -7,11 +7,12 @@ here does the same and refuses what has no sensible float value (strings, object
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence, Tuple
+from typing import Any, Mapping, Sequence, Tuple
 
 import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.files import shown
 from caffe_layers.normalization import check_exclusive, mean_values, read_mean_file, scale_float32
 
 NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, floating point: all convert to float32
@@ -47,14 +48,17 @@ class Normalizer:
 
     @classmethod
     def from_params(cls, mean_file: str, mean_value: Sequence[float], scale: float,
-                    row_shape: Tuple[int, ...], top: str) -> Normalizer:
+                    row_shape: Tuple[int, ...], top: str,
+                    storage_options: Mapping[str, Any] | None = None) -> Normalizer:
         """Check the mean against the shape of one row of ``top``; ConfigError saying how to fix.
+
+        ``mean_file`` may be a URL, read with ``storage_options``.
         """
         rounded_scale = scale_float32(scale)
         check_exclusive(mean_file, mean_value)
         mean = None
         if mean_file:
-            mean = _mean_from_file(mean_file, row_shape, top)
+            mean = _mean_from_file(mean_file, row_shape, top, storage_options)
         elif len(mean_value):
             mean = _mean_from_values(mean_value, row_shape, top)
         return cls(mean, float(rounded_scale))
@@ -99,10 +103,11 @@ def _mean_from_values(values: Sequence[float], row_shape: Tuple[int, ...], top: 
     return means.reshape((channels,) + (1,) * (len(row_shape) - 1))
 
 
-def _mean_from_file(path: str, row_shape: Tuple[int, ...], top: str) -> np.ndarray:
-    mean = read_mean_file(path)
+def _mean_from_file(path: str, row_shape: Tuple[int, ...], top: str,
+                    storage_options: Mapping[str, Any] | None) -> np.ndarray:
+    mean = read_mean_file(path, storage_options=storage_options)
     if mean.shape != tuple(row_shape):
-        raise ConfigError(f"mean_file: '{path}' holds a {mean.shape} mean but the rows of top "
-                          f"'{top}' are shaped {tuple(row_shape)}; compute the mean over rows of "
-                          f"that shape")
+        raise ConfigError(f"mean_file: '{shown(path)}' holds a {mean.shape} mean but the rows of "
+                          f"top '{top}' are shaped {tuple(row_shape)}; compute the mean over rows "
+                          f"of that shape")
     return mean

@@ -16,16 +16,18 @@ one slice when the rows are a run).
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
 import os
+import weakref
 from collections import OrderedDict
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError, first_few
-from caffe_layers.files import read_source
+from caffe_layers.files import is_url, open_random_access, read_source, shown
 from caffe_layers.sources.arrays import is_numeric
 
 MAX_SPAN_BYTES = 8 << 20  # one slice read covers at most this much beyond the rows it needs
@@ -34,15 +36,41 @@ MAX_OPEN_FILES = 4  # per process; each with its own chunk cache
 MAX_CACHE_BYTES = 32 << 20  # chunk cache per dataset (HDF5's default is 1 MiB)
 
 
-def read_file_list(source: str) -> List[str]:
-    """The ``.h5`` paths of Caffe's source file: whitespace-separated, as Caffe's ``>>`` reads."""
+def read_file_list(source: str, storage_options: Mapping[str, Any] | None = None) -> List[str]:
+    """The ``.h5`` paths of Caffe's source file: whitespace-separated, as Caffe's ``>>`` reads.
+
+    ``source`` and the paths it lists may be URLs (each as written: relative paths are local).
+    """
     source = os.fspath(source)
-    text = read_source(source, "HDF5 file list")
+    text = read_source(source, "HDF5 file list", storage_options)
     paths = [os.fsdecode(token) for token in text.split()]
     if not paths:
-        raise ConfigError(f"source: the HDF5 file list '{source}' lists no files; write one .h5 "
-                          f"path per line")
+        raise ConfigError(f"source: the HDF5 file list '{shown(source)}' lists no files; write "
+                          f"one .h5 path per line")
     return paths
+
+
+_remote_handles: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_remote_handles() -> None:
+    """h5py crashes at interpreter exit on a file over a Python file object left open."""
+    for handle in list(_remote_handles):
+        handle.close()
+
+
+def open_h5(path: str, storage_options: Mapping[str, Any] | None = None, **kwargs):
+    """``h5py.File(path, "r", **kwargs)`` of a local path or a URL (read by byte ranges through
+    :class:`~caffe_layers.files.random_access.RemoteFile`); OSError if not HDF5, DataError if a
+    URL cannot be read."""
+    import h5py
+
+    target = open_random_access(path, "HDF5 file", storage_options=storage_options)
+    handle = h5py.File(target, "r", **kwargs)
+    if not isinstance(target, str):
+        _remote_handles.add(handle)
+    return handle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +88,7 @@ class DatasetInfo:
 
 
 def _dataset_info(handle, path: str, top: str) -> DatasetInfo:
+    """``path`` names the file in messages."""
     import h5py
 
     found = handle.get(top)
@@ -79,21 +108,21 @@ def _dataset_info(handle, path: str, top: str) -> DatasetInfo:
                        found.dtype.str, int(chunk_rows))
 
 
-def _scan_file(path: str, tops: Sequence[str]) -> Tuple[DatasetInfo, ...]:
-    import h5py
-
-    if not os.path.isfile(path):
+def _scan_file(path: str, tops: Sequence[str], storage_options: Mapping[str, Any] | None = None
+               ) -> Tuple[DatasetInfo, ...]:
+    name = shown(path)
+    if not is_url(path) and not os.path.isfile(path):
         raise DataError(f"{path}: no such file (paths in the source list are relative to the "
                         f"working directory '{os.getcwd()}', as in Caffe)")
     try:
-        with h5py.File(path, "r") as handle:
-            infos = tuple(_dataset_info(handle, path, top) for top in tops)
+        with open_h5(path, storage_options) as handle:
+            infos = tuple(_dataset_info(handle, name, top) for top in tops)
     except OSError as exc:
-        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
+        raise DataError(f"{name}: not a readable HDF5 file ({exc})") from None
     rows = {top: info.rows for top, info in zip(tops, infos)}
     if len(set(rows.values())) > 1:
         counts = ", ".join(f"'{t}' {n}" for t, n in rows.items())
-        raise DataError(f"{path}: the datasets have different numbers of rows ({counts}); every "
+        raise DataError(f"{name}: the datasets have different numbers of rows ({counts}); every "
                         f"top needs one row per sample")
     return infos
 
@@ -103,9 +132,9 @@ def _check_row_shapes(paths: Sequence[str], tops: Sequence[str], infos: list) ->
     for path, file_infos in zip(paths[1:], infos[1:]):
         for top, info, first in zip(tops, file_infos, infos[0]):
             if info.row_shape != first.row_shape:
-                problems.append(f"{path}: dataset '{top}' has rows shaped {info.row_shape} but "
-                                f"'{paths[0]}' has {first.row_shape}; a top's rows must have the "
-                                f"same shape in every file")
+                problems.append(f"{shown(path)}: dataset '{top}' has rows shaped "
+                                f"{info.row_shape} but '{shown(paths[0])}' has {first.row_shape}; "
+                                f"a top's rows must have the same shape in every file")
     return problems
 
 
@@ -121,6 +150,8 @@ class HDF5Files:
 
     Sample ``i`` is row ``i - offsets[f]`` of file ``f``, the file with
     ``offsets[f] <= i < offsets[f + 1]``. ``infos[f][t]`` describes top ``t`` in file ``f``.
+    ``source`` names the list in messages (a URL without its credentials); ``storage_options``
+    go to the storage client of the files that are URLs.
     """
 
     source: str
@@ -128,33 +159,38 @@ class HDF5Files:
     tops: Tuple[str, ...]
     offsets: np.ndarray
     infos: Tuple[Tuple[DatasetInfo, ...], ...]
+    storage_options: Mapping[str, Any] | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
-    def scan(cls, source: str, tops: Sequence[str]) -> HDF5Files:
+    def scan(cls, source: str, tops: Sequence[str],
+             storage_options: Mapping[str, Any] | None = None) -> HDF5Files:
         """Read the list and every file's metadata; one DataError lists every bad file."""
-        paths = read_file_list(source)
+        paths = read_file_list(source, storage_options)
+        name = shown(os.fspath(source))
         infos, problems = [], []
         for path in paths:
             try:
-                infos.append(_scan_file(path, tops))
+                infos.append(_scan_file(path, tops, storage_options))
             except DataError as exc:
                 problems.append(str(exc))
-        _raise(source, problems)
-        _raise(source, _check_row_shapes(paths, tops, infos))
+        _raise(name, problems)
+        _raise(name, _check_row_shapes(paths, tops, infos))
         offsets = np.zeros(len(paths) + 1, np.int64)
         np.cumsum([file_infos[0].rows for file_infos in infos], out=offsets[1:])
         if offsets[-1] == 0:
-            raise DataError(f"source '{source}': the HDF5 files hold no rows")
+            raise DataError(f"source '{name}': the HDF5 files hold no rows")
         offsets.flags.writeable = False
-        return cls(os.fspath(source), tuple(paths), tuple(tops), offsets, tuple(infos))
+        return cls(name, tuple(paths), tuple(tops), offsets, tuple(infos), storage_options)
 
     @classmethod
-    def single(cls, path: str, tops: Sequence[str]) -> HDF5Files:
+    def single(cls, path: str, tops: Sequence[str],
+               storage_options: Mapping[str, Any] | None = None) -> HDF5Files:
         """One ``.h5`` file without a list (e.g. an attached source); DataError if unusable."""
-        infos = _scan_file(os.fspath(path), tops)
+        path = os.fspath(path)
+        infos = _scan_file(path, tops, storage_options)
         offsets = np.array([0, infos[0].rows], np.int64)
         offsets.flags.writeable = False
-        return cls(os.fspath(path), (os.fspath(path),), tuple(tops), offsets, (infos,))
+        return cls(shown(path), (path,), tuple(tops), offsets, (infos,), storage_options)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -170,7 +206,7 @@ class HDF5Files:
     def where(self, index: int) -> str:
         """``'file.h5' row r`` of sample ``index``, for messages."""
         files, rows = self.locate(np.array([index]))
-        return f"'{self.paths[files[0]]}' row {rows[0]}"
+        return f"'{shown(self.paths[files[0]])}' row {rows[0]}"
 
     def _widest(self, number: int) -> DatasetInfo:
         return max(self.infos[number], key=lambda info: info.row_bytes)
@@ -313,31 +349,30 @@ class HDF5Reader:
                 for lo, hi, fancy in plan_reads(rows, info.chunk_rows, info.row_bytes):
                     _read_group(datasets[t], rows[lo:hi], fancy, buffer[at + lo:at + hi])
             except OSError as exc:
-                raise DataError(f"{self.files.paths[number]}: cannot read rows {rows[0]}..."
-                                f"{rows[-1]} of dataset '{top}': {exc}") from exc
+                raise DataError(f"{shown(self.files.paths[number])}: cannot read rows {rows[0]}"
+                                f"...{rows[-1]} of dataset '{top}': {exc}") from exc
 
     def _datasets(self, number: int) -> tuple:
         if number in self._open:
             self._open.move_to_end(number)
             return self._open[number][1]
-        import h5py
 
         while len(self._open) >= MAX_OPEN_FILES:
             self._open.popitem(last=False)[1][0].close()
         path = self.files.paths[number]
         try:
-            handle = h5py.File(path, "r", rdcc_nbytes=cache_bytes(self.files.infos[number],
-                                                                  self.window),
-                               rdcc_nslots=10007, rdcc_w0=0.0)
+            handle = open_h5(path, self.files.storage_options,
+                             rdcc_nbytes=cache_bytes(self.files.infos[number], self.window),
+                             rdcc_nslots=10007, rdcc_w0=0.0)
         except OSError as exc:
-            raise DataError(f"{path}: cannot open the HDF5 file: {exc}") from exc
+            raise DataError(f"{shown(path)}: cannot open the HDF5 file: {exc}") from exc
         try:
             datasets = tuple(handle[top] for top in self.files.tops)
         except KeyError as exc:
             handle.close()
-            raise DataError(f"{path}: a dataset named like the tops {list(self.files.tops)} is "
-                            f"gone since setup ({exc}); was the file replaced during training?"
-                            ) from exc
+            raise DataError(f"{shown(path)}: a dataset named like the tops "
+                            f"{list(self.files.tops)} is gone since setup ({exc}); was the file "
+                            f"replaced during training?") from exc
         self._open[number] = (handle, datasets)
         return datasets
 

@@ -29,13 +29,13 @@ import codecs
 import dataclasses
 import os
 import re
-from typing import List, Tuple
+from typing import Any, List, Mapping, Tuple
 
 import numpy as np
 
 from caffe_layers.config import FLOAT32_MAX
 from caffe_layers.errors import MAX_REPORTED, ConfigError, DataError, first_few
-from caffe_layers.files import read_source
+from caffe_layers.files import is_url, read_source, shown
 from caffe_layers.sources.images import read_image
 from caffe_layers.sources.list_lines import Lines, scan
 
@@ -188,10 +188,13 @@ class SampleList:
     line_gaps: np.ndarray
 
     @classmethod
-    def read(cls, path: str, root_folder: str = "", label_columns: int = 1) -> SampleList:
-        """Parse the list file ``path`` (see the module docstring for the rules)."""
+    def read(cls, path: str, root_folder: str = "", label_columns: int = 1,
+             storage_options: Mapping[str, Any] | None = None) -> SampleList:
+        """Parse the list file ``path``, a local path or a URL (see the module docstring for the
+        rules); messages name a URL without its credentials."""
         path = os.fspath(path)
-        return cls.parse(read_source(path, "image list"), path, root_folder, label_columns)
+        return cls.parse(read_source(path, "image list", storage_options), shown(path),
+                         root_folder, label_columns)
 
     @classmethod
     def parse(cls, text: bytes, source: str = "<list>", root_folder: str = "",
@@ -307,8 +310,8 @@ class SampleList:
         '/' when the file is there with one, else what the list's paths are appended to (unless
         the path is absolute and there is no ``root_folder``)."""
         root, listed = self.root_folder, self.listed(i)
-        if os.path.lexists(root + listed):
-            return ""
+        if is_url(root + listed) or os.path.lexists(root + listed):
+            return ""  # a URL is not looked for again: its own error said what is wrong
         if root and not root.endswith(("/", os.sep)) and os.path.exists(f"{root}/{listed}"):
             return (f"; {key} is '{root}' without a trailing '/', and '{root}/{listed}' exists: "
                     f"end {key} with '/' (the list's paths are appended to it as written, as in "
@@ -334,13 +337,16 @@ class SampleList:
 
 
 def read_listed_image(images: SampleList, i: int, is_color: bool = True, reduce: int = 1,
-                      min_hw: Tuple[int, int] | None = None, key: str = "root_folder"
-                      ) -> np.ndarray:
+                      min_hw: Tuple[int, int] | None = None, key: str = "root_folder",
+                      data: bytes | None = None,
+                      storage_options: Mapping[str, Any] | None = None) -> np.ndarray:
     """Sample ``i`` of an image list, decoded as ImageData does
-    (:func:`~caffe_layers.sources.images.read_image`); when its file is missing, the error says
-    what to fix in ``root_folder`` (:meth:`SampleList.missing_hint`; ``key`` names it)."""
+    (:func:`~caffe_layers.sources.images.read_image`; ``data``: its file's bytes if already
+    read, ``storage_options`` for a URL); when its file is missing, the error says what to fix
+    in ``root_folder`` (:meth:`SampleList.missing_hint`; ``key`` names it)."""
     try:
-        return read_image(images.path(i), is_color, reduce, images.where(i), min_hw)
+        return read_image(images.path(i), is_color, reduce, images.where(i), min_hw, data=data,
+                          storage_options=storage_options)
     except DataError as exc:
         hint = images.missing_hint(i, key)
         if not hint:

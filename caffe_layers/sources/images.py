@@ -1,8 +1,9 @@
 """Reading one image file as Caffe's ``ImageData`` does: OpenCV, 8-bit, BGR or gray.
 
-The file's bytes are read with plain Python and decoded with ``cv2.imdecode``, so a missing file,
-an unreadable one and a corrupt one give different :class:`DataError` messages, and non-ASCII
-paths work everywhere. A JPEG without its end-of-image marker is refused as truncated: libjpeg
+The file's bytes are read by :func:`caffe_layers.files.read_bytes` (a local path or a URL; or
+handed in, already read ahead) and decoded with ``cv2.imdecode``, so a missing file, an
+unreadable one and a corrupt one give different :class:`DataError` messages, and non-ASCII paths
+work everywhere. A JPEG without its end-of-image marker is refused as truncated: libjpeg
 would only warn and fill the missing rows with gray (older OpenCV) or fail (newer OpenCV).
 
 Images are returned HWC, ``(H, W, 3)`` BGR or ``(H, W, 1)`` gray, so that every later step sees
@@ -16,12 +17,12 @@ import functools
 import os
 import re
 import struct
-from typing import Sequence, Tuple
+from typing import Any, Mapping, Sequence, Tuple
 
 import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
-from caffe_layers.files import read_bytes
+from caffe_layers.files import is_url, read_bytes, shown
 
 REDUCE_FACTORS = (1, 2, 4, 8)
 _JPEG_SOI = b"\xff\xd8"
@@ -128,11 +129,17 @@ def imdecode_reduces() -> bool:
     return bool(ok) and decoded is not None and decoded.shape[:2] == (8, 8)
 
 
-def _read_bytes(path: str, where: str) -> bytes:
-    data = read_bytes(path, "image", prefix=_prefix(where))
-    if not data:
-        raise DataError(f"{_prefix(where)}image '{path}' is empty (0 bytes)")
+def read_image_bytes(path: str, where: str = "",
+                     storage_options: Mapping[str, Any] | None = None) -> bytes:
+    """The bytes of the image file ``path``; DataError naming ``where`` if missing or empty."""
+    data = read_bytes(path, "image", prefix=_prefix(where), storage_options=storage_options)
+    _refuse_empty(data, path, where)
     return data
+
+
+def _refuse_empty(data: bytes, path: str, where: str) -> None:
+    if not data:
+        raise DataError(f"{_prefix(where)}image '{shown(path)}' is empty (0 bytes)")
 
 
 def _choose_factor(data: bytes, reduce: int, min_hw: Sequence[int] | None) -> int:
@@ -153,8 +160,9 @@ def _decode(data: bytes, flags: int) -> np.ndarray | None:
 
 
 def _decode_reduced(path: str, data: bytes, flags: int) -> np.ndarray | None:
-    """Reduced decoding, through ``cv2.imread`` where ``imdecode`` ignores the flag."""
-    if imdecode_reduces():
+    """Reduced decoding, through ``cv2.imread`` where ``imdecode`` ignores the flag (a URL is
+    decoded in full there)."""
+    if imdecode_reduces() or is_url(path):
         return _decode(data, flags)
     import cv2
 
@@ -166,7 +174,8 @@ def _decode_reduced(path: str, data: bytes, flags: int) -> np.ndarray | None:
 
 
 def read_image(path: str, is_color: bool = True, reduce: int = 1, where: str = "",
-               min_hw: Sequence[int] | None = None) -> np.ndarray:
+               min_hw: Sequence[int] | None = None, data: bytes | None = None,
+               storage_options: Mapping[str, Any] | None = None) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` BGR or ``(H, W, 1)`` gray uint8.
 
     ``is_color`` as Caffe's: alpha dropped, gray expanded to BGR, or decoded to one channel.
@@ -174,14 +183,18 @@ def read_image(path: str, is_color: bool = True, reduce: int = 1, where: str = "
     always decoded in full (OpenCV would decode them in full and resize, which is slower). With
     ``min_hw = (new_height, new_width)`` the factor is lowered per image so the decoded image is
     never smaller than that. ``where`` (e.g. ``'train.txt:17'``) prefixes error messages.
-    Raises :class:`DataError` for a missing, unreadable, empty, truncated or corrupt file, and
-    :class:`ConfigError` for a ``reduce`` not in {1, 2, 4, 8}.
+    ``data`` is the file's bytes when already read (ahead of time), ``storage_options`` go to the
+    storage client of a URL. Raises :class:`DataError` for a missing, unreadable, empty,
+    truncated or corrupt file, and :class:`ConfigError` for a ``reduce`` not in {1, 2, 4, 8}.
     """
     if reduce not in REDUCE_FACTORS:
         raise ConfigError(f"reduce: must be one of {REDUCE_FACTORS}, got {reduce!r}")
     path = os.fspath(path)
-    data = _read_bytes(path, where)
-    what = f"image '{path}'"
+    if data is None:
+        data = read_image_bytes(path, where, storage_options)
+    else:
+        _refuse_empty(data, path, where)
+    what = f"image '{shown(path)}'"
     _refuse_truncated(data, what, where)
     factor = _choose_factor(data, reduce, min_hw)
     if factor > 1:
@@ -264,6 +277,6 @@ def check_size(image: np.ndarray, expected_hw: Sequence[int], path: str, where: 
     """
     height, width = image.shape[:2]
     if (height, width) != tuple(expected_hw):
-        raise DataError(f"{_prefix(where)}image '{path}' is {height}x{width} (HxW) but the first "
-                        f"image is {expected_hw[0]}x{expected_hw[1]}; {fix} to resize every "
+        raise DataError(f"{_prefix(where)}image '{shown(path)}' is {height}x{width} (HxW) but the "
+                        f"first image is {expected_hw[0]}x{expected_hw[1]}; {fix} to resize every "
                         f"image to one size")

@@ -8,19 +8,26 @@ broadcast sample is a bug in the data, not something to paper over.
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Tuple
+from typing import Any, Mapping, Tuple
 
 import numpy as np
 
 from caffe_layers.errors import DataError
+from caffe_layers.files import is_url, read_bytes, shown
 
 SUFFIX = ".npy"
 
 
 def sample_path(root_folder: str, sample_id: str) -> str:
-    """``<root_folder>/<id>.npy`` (just ``<id>.npy`` when ``root_folder`` is empty)."""
-    return os.path.join(root_folder, sample_id + SUFFIX) if root_folder else sample_id + SUFFIX
+    """``<root_folder>/<id>.npy`` (just ``<id>.npy`` when ``root_folder`` is empty); a URL
+    ``root_folder`` is joined with ``/``."""
+    if not root_folder:
+        return sample_id + SUFFIX
+    if is_url(root_folder):
+        return f"{root_folder.rstrip('/')}/{sample_id}{SUFFIX}"
+    return os.path.join(root_folder, sample_id + SUFFIX)
 
 
 def _refused(path: str, where: str, exc: BaseException) -> DataError:
@@ -30,18 +37,32 @@ def _refused(path: str, where: str, exc: BaseException) -> DataError:
                          f"paths start from '{os.getcwd()}')")
     if isinstance(exc, OSError):
         return DataError(f"{where}: cannot read '{path}': {exc.strerror or exc}")
-    return DataError(f"{where}: '{path}' is not a readable .npy array ({exc})")
+    return DataError(f"{where}: '{shown(path)}' is not a readable .npy array ({exc})")
 
 
-def read_npy(path: str, where: str) -> np.ndarray:
-    """The array in ``path``; DataError naming ``where`` (e.g. ``list:line``) and the problem."""
+def read_npy_bytes(path: str, where: str, storage_options: Mapping[str, Any] | None = None
+                   ) -> bytes:
+    """The bytes of the ``.npy`` file at ``path`` (a URL, or a local path)."""
+    return read_bytes(path, "sample", prefix=f"{where}: ", storage_options=storage_options)
+
+
+def read_npy(path: str, where: str, data: bytes | None = None,
+             storage_options: Mapping[str, Any] | None = None) -> np.ndarray:
+    """The array in ``path``; DataError naming ``where`` (e.g. ``list:line``) and the problem.
+
+    ``data`` is the file's bytes when already read (ahead of time); a URL is read with
+    ``storage_options``.
+    """
+    if data is None and is_url(path):
+        data = read_npy_bytes(path, where, storage_options)
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(path if data is None else io.BytesIO(data), allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:  # not .npy, truncated, or pickled objects
         raise _refused(path, where, exc) from None
     if not isinstance(array, np.ndarray):  # an .npz archive
         array.close()
-        raise DataError(f"{where}: '{path}' is an .npz archive; store one array per .npy file")
+        raise DataError(f"{where}: '{shown(path)}' is an .npz archive; store one array per .npy "
+                        f"file")
     return array
 
 
@@ -158,6 +179,6 @@ def check_sample(found: Tuple[Tuple[int, ...], np.dtype], shape: Tuple[int, ...]
     is exactly ``shape`` and ``dtype`` (those of the first sample)."""
     found_shape, found_dtype = tuple(found[0]), np.dtype(found[1])
     if found_shape != tuple(shape) or found_dtype != dtype:
-        raise DataError(f"{where}: '{path}' holds a {describe_dtype(found_dtype)} array of shape "
-                        f"{found_shape}, but every sample must be {describe_dtype(dtype)} "
+        raise DataError(f"{where}: '{shown(path)}' holds a {describe_dtype(found_dtype)} array "
+                        f"of shape {found_shape}, but every sample must be {describe_dtype(dtype)} "
                         f"{tuple(shape)} like the first one; fix or remove this sample")
