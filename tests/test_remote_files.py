@@ -123,19 +123,22 @@ def test_s3_reads_the_bytes_with_the_clients_environment(s3_store, tmp_path, mon
     assert read_bytes(url, "image") == data
 
 
-def test_a_missing_object_names_the_url_and_the_line(http_store, s3_store, tmp_path):
+def test_a_missing_file_over_http_names_the_url_and_the_line(http_store):
     missing = f"{http_store.url}/nope.jpg"
     with pytest.raises(DataError) as info:
         read_bytes(missing, "image", prefix="train.txt:3: ")
     assert str(info.value) == f"train.txt:3: image '{missing}' does not exist"
+
+
+def test_a_missing_s3_object_names_the_url_and_the_line(s3_store, tmp_path):
     url = in_s3(s3_store, tmp_path, "here.jpg", b"x").replace("here", "nope")
     with pytest.raises(DataError) as info:
         read_bytes(url, "image", prefix="train.txt:4: ", storage_options=s3_store.storage_options)
     assert str(info.value) == f"train.txt:4: image '{url}' does not exist (HTTP 404 NoSuchKey)"
 
 
-def test_access_denied_is_permanent_and_says_to_check_the_credentials(
-        http_store, s3_store, tmp_path, fast_retries):
+def test_access_denied_is_permanent_and_says_to_check_the_credentials(http_store,
+                                                                      fast_retries):
     url = served(http_store, "a.jpg", b"x").replace("://", "://joe:pa55word@")
     http_store.faults.fail("a.jpg", -1, 403)
     with pytest.raises(DataError) as info:
@@ -145,6 +148,10 @@ def test_access_denied_is_permanent_and_says_to_check_the_credentials(
                               f"{http_store.port}/a.jpg': access denied (HTTP 403 Forbidden); "
                               f"check the credentials")
     assert "pa55word" not in message and http_store.faults.requests["a.jpg"] == 1
+    assert take_retries() == (0, "")
+
+
+def test_access_denied_by_s3_is_permanent(s3_store, tmp_path, fast_retries):
     s3_url = in_s3(s3_store, tmp_path, "a.jpg", b"x")
     before = s3_store.faults.requests[s3_url[5:]]
     s3_store.faults.fail(s3_url[5:], -1, 403)
@@ -208,6 +215,9 @@ def test_which_failures_are_transient():
                              (408, True), (501, False), (400, False), (403, False), (404, False)):
         error = aiohttp.ClientResponseError(None, (), status=status, message="x")
         assert transient(error) is expected, status
+
+
+def test_s3_failures_are_told_apart_by_their_botocore_cause():
     botocore = pytest.importorskip("botocore.exceptions")
     throttled = botocore.ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {
         "HTTPStatusCode": 503}}, "GetObject")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any, Dict, Mapping, Tuple
 
 from caffe_layers.errors import ConfigError
@@ -34,6 +35,19 @@ S3_POOL_CONNECTIONS = 64  # at least the reads a process keeps in flight (read_a
 HTTP_CONNECT_TIMEOUT_S = 30.0
 HTTP_READ_TIMEOUT_S = 60.0
 _clients: Dict[Tuple[int, str, str], Any] = {}
+
+
+def _forget_fsspecs_loop() -> None:
+    """In a forked child: fsspec's event loop runs in a thread of the parent only. Recent fsspec
+    resets it after a fork itself; 2025.3 (the last for Python 3.8) does not, and a forked
+    worker's reads waited forever on the parent's loop."""
+    asyn = sys.modules.get("fsspec.asyn")
+    if asyn is not None and hasattr(asyn, "reset_lock"):
+        asyn.reset_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_fsspecs_loop)
 
 
 def protocols(url: str) -> Tuple[str, ...]:
