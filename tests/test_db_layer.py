@@ -211,6 +211,15 @@ def test_a_missing_database_is_a_config_error(tmp_path):
     assert f"source: the database '{tmp_path / 'nope'}' does not exist" in str(error)
 
 
+def test_a_database_at_a_url_is_refused_saying_to_copy_it_locally(tmp_path):
+    error = setup_error(tmp_path, LAYER, params("s3://bucket/train_lmdb"))
+    assert isinstance(error, ConfigError)
+    assert str(error).startswith(
+        "source: 's3://bucket/train_lmdb' is a URL, but an LMDB or LevelDB database is opened "
+        "from a local directory (LMDB maps its file into memory), which needs a local file; copy "
+        "it to local disk first")
+
+
 def test_a_file_or_data_mdb_itself_is_refused_with_the_fix(tmp_path):
     source, _ = converted(tmp_path, 2)
     error = setup_error(tmp_path, LAYER, params(os.path.join(source, "data.mdb")))

@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from caffe_layers.errors import ConfigError, DataError
+from caffe_layers.files import require_local
 
 LMDB, LEVELDB = "LMDB", "LEVELDB"
 BACKENDS = (LMDB, LEVELDB)
@@ -46,7 +47,10 @@ def _lmdb():
 
 def detect_backend(source: str, backend: str | None = None) -> str:
     """The backend of database directory ``source``; ConfigError when it is not one, or not
-    the ``backend`` asked for. Without ``backend`` the directory's files decide."""
+    the ``backend`` asked for. Without ``backend`` the directory's files decide. A URL is refused:
+    both are opened from a local directory (LMDB maps its file into memory)."""
+    require_local(source, "source", "an LMDB or LevelDB database is opened from a local "
+                                    "directory (LMDB maps its file into memory)")
     if not os.path.exists(source):
         raise ConfigError(f"source: the database '{source}' does not exist (relative paths are "
                           f"resolved from the working directory '{os.getcwd()}')")
