@@ -34,14 +34,14 @@ from caffe_layers.prefetch.procstat import process_alive
 
 WATCHDOG_S = 0.2
 INBOX_POLL_S = 1.0
+KEEP_FREED_BYTES = 32 << 20  # glibc's largest mmap threshold on 64-bit systems
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 _in_worker = False
 
 
 def in_worker() -> bool:
     """Whether this process is a prefetch worker (threads it starts never cross a fork)."""
     return _in_worker
-KEEP_FREED_BYTES = 32 << 20  # glibc's largest mmap threshold on 64-bit systems
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 
 
 def describe(exc: BaseException) -> dict:
