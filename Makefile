@@ -31,11 +31,13 @@ $(CAFFE_BIN)/python:
 	$(CAFFE_PYTHON) -m venv --system-site-packages $(CAFFE_VENV)
 
 # The package without its dependencies (numpy, OpenCV, h5py, PyYAML are that Python's own), then
-# lmdb and plyvel (DBDataLayer's databases; neither needs numpy) and the test tools.
+# lmdb and plyvel (DBDataLayer's databases), fsspec, aiohttp and s3fs (files at URLs), moto (the
+# tests' S3 server) and the test tools; none of them needs numpy.
 $(CAFFE_VENV)/.installed: pyproject.toml setup.py | $(CAFFE_BIN)/python
 	$(CAFFE_BIN)/python -m pip install -q --no-deps -e .
-	$(CAFFE_BIN)/python -m pip install -q 'lmdb>=1.0' 'plyvel>=1.3' 'pytest>=7' \
-	  'pytest-timeout>=2' 'hypothesis>=6'
+	$(CAFFE_BIN)/python -m pip install -q 'lmdb>=1.0' 'plyvel>=1.3' 'fsspec>=2021.4.0' \
+	  'aiohttp>=3.7' 's3fs>=2021.4.0' 'moto[server]>=5' 'pytest>=7' 'pytest-timeout>=2' \
+	  'hypothesis>=6'
 	touch $@
 
 # The development venv (numpy 2) comes too: the tests of a pycaffe that cannot load use it.
