@@ -61,3 +61,23 @@ def test_convert_hdf5_shards_are_read_by_caffe_hdf5_data(tmp_path):
     assert len(shards) == 3
     labels = np.concatenate([h5py.File(shard, "r")["label"][...] for shard in shards])
     assert labels.tolist() == list(range(7))
+
+
+@real_caffe.needs_pycaffe
+@pytest.mark.parametrize(("module", "layer", "said"), [
+    ("no_such_module", "ImageListDataLayer",
+     "cannot import no_such_module.ImageListDataLayer: No module named 'no_such_module'"),
+    ("caffe_layers.layers", "NoSuchLayer", "raised AttributeError: module 'caffe_layers.layers' "
+                                           "has no attribute 'NoSuchLayer'"),
+])
+def test_a_layer_pycaffe_cannot_make_is_named_by_the_tools(tmp_path, capsys, module, layer, said):
+    # Real pycaffe prints the exception (PyErr_Print) and raises SystemError instead.
+    from test_tools_preview import assert_error, data_layer, run, write_net
+
+    from caffe_layers.tools import _netrun
+
+    net = write_net(tmp_path / "net.prototxt", data_layer("TRAIN", {}, module=module, cls=layer))
+    status, _, err = run([net], capsys)
+    assert "SystemError" not in err
+    assert_error(status, err, 2 if module == "no_such_module" else 1, said)
+    assert _netrun.printed_instead(ValueError("x"), "KeyError: 'y'").args == ("x",)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from caffe_layers.tools import compute_mean, preview
+from caffe_layers.tools import _netrun, compute_mean, preview
 
 H, W, CROP = 20, 24, 16
 GAP, CAPTION = 2, 14
@@ -294,3 +294,15 @@ def test_a_note_is_wrapped_to_the_picture_width_under_it():
     gray = _grid.with_note(np.zeros((10, 200), np.uint8), "a note")
     assert gray.ndim == 2
     assert gray.shape == (10 + _grid.NOTE_LINE_HEIGHT + GAP, 200)
+
+
+def test_what_real_pycaffe_printed_replaces_its_system_error():
+    printed = ("Traceback (most recent call last):\n  File \"m.py\", line 1, in <module>\n"
+               "ZeroDivisionError: division by zero\n")
+    found = _netrun.printed_instead(SystemError("returned NULL"), printed)
+    assert (type(found).__name__, str(found)) == ("ZeroDivisionError", "division by zero")
+    found = _netrun.printed_instead(SystemError("x"), "ModuleNotFoundError: No module named 'm'\n")
+    assert isinstance(found, ModuleNotFoundError) and str(found) == "No module named 'm'"
+    unrelated = SystemError("nothing printed")
+    assert _netrun.printed_instead(unrelated, "I1201 net.cpp:53] Initializing net\n") is unrelated
+    assert str(_netrun.explain(found, "data", "m.L")).startswith("layer 'data': cannot import m.L")

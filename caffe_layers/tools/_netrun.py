@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -40,7 +41,7 @@ def layer_calls(layer: str, python_class: str, show_traceback: bool,
         if show_traceback:
             sys.stderr.write(captured.getvalue())
             traceback.print_exception(type(exc), exc, exc.__traceback__)
-        raise explain(exc, layer, python_class) from None
+        raise explain(printed_instead(exc, captured.getvalue()), layer, python_class) from None
     except BaseException as exc:  # the fake's CaffeAbort: where real Caffe aborts the process
         if type(exc).__name__ != "CaffeAbort":
             raise
@@ -50,6 +51,28 @@ def layer_calls(layer: str, python_class: str, show_traceback: bool,
 
 def _stdout(keep: bool) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext() if keep else contextlib.redirect_stdout(io.StringIO())
+
+
+_IMPORT_ERRORS = {"ImportError": ImportError, "ModuleNotFoundError": ModuleNotFoundError}
+_PRINTED = re.compile(r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*(?:Error|Exception)): ?(.*)$",
+                      re.MULTILINE)
+
+
+def printed_instead(exc: BaseException, stderr: str) -> BaseException:
+    """The exception pycaffe printed, for the ``SystemError`` it raised instead.
+
+    Real pycaffe imports a Python layer's module and makes its object in ``GetPythonLayer``,
+    which calls ``PyErr_Print`` and rethrows: the exception goes to stderr (``ModuleNotFoundError:
+    No module named 'x'``, after a traceback if it has frames) and the caller gets
+    ``SystemError: ... returned NULL without setting an exception``.
+    """
+    printed = _PRINTED.findall(stderr) if isinstance(exc, SystemError) else []
+    if not printed:
+        return exc
+    name, message = printed[-1]
+    if name in _IMPORT_ERRORS:
+        return _IMPORT_ERRORS[name](message)
+    return type(name, (Exception,), {})(message)
 
 
 def explain(exc: BaseException, layer: str, python_class: str) -> CaffeLayersError:
