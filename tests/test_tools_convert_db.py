@@ -132,6 +132,20 @@ def test_on_error_raise_and_check_size_write_nothing(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["bad.txt", "images", "list.txt"]
 
 
+@pytest.mark.parametrize(("backend", "module", "fix"), [("lmdb", "lmdb", "pip install lmdb"),
+                                                        ("leveldb", "plyvel", "pip install")])
+def test_a_missing_database_library_says_what_to_install(tmp_path, capsys, monkeypatch, backend,
+                                                         module, fix):
+    data = dataset(tmp_path, 2)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    status, _, err = run(capsys, f"{tmp_path}/", data.list_path, tmp_path / "db", "--backend",
+                         backend)
+    assert status == 2
+    assert err.startswith("caffe-layers-convert-db: error: ") and fix in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "db").exists()
+
+
 def test_bad_lists_and_targets(tmp_path, capsys):
     data = dataset(tmp_path, 2)
     (tmp_path / "db").mkdir()

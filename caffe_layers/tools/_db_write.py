@@ -55,9 +55,9 @@ class _Writer:
 class _LMDBWriter(_Writer):
     def __init__(self, path: str) -> None:
         super().__init__()
-        import lmdb
+        from caffe_layers.sources.db import _lmdb
 
-        self._lmdb = lmdb
+        self._lmdb = lmdb = _lmdb()
         self.env = lmdb.open(path, map_size=LMDB_INITIAL_MAP, subdir=True, meminit=False)
 
     def _write(self, items: List[Tuple[bytes, bytes]]) -> None:
