@@ -204,7 +204,9 @@ def test_ctrl_c_leaves_no_database_and_no_process(tmp_path):
     for i in range(400):
         write_image(tmp_path / "big" / f"{i}.png", rng.integers(0, 256, (300, 300, 3), np.uint8))
         names.append(f"big/{i}.png {i}")
-    write_list(tmp_path / "list.txt", names)
+    # Each file 5 times: the conversion lasts seconds, well past the last SIGINT (400 lines took
+    # less than 0.3 s once, and the converter finished first).
+    write_list(tmp_path / "list.txt", names * 5)
     for delay_s in (0.0, 0.02, 0.1, 0.3):  # while the workers start, and while they send
         done = _interrupt(tmp_path, delay_s)
         assert done.returncode == 130, done.stderr
