@@ -176,12 +176,19 @@ def test_the_same_database_for_any_worker_count(tmp_path, capsys):
     assert read_records(tmp_path / "w1") == read_records(tmp_path / "w3")
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT at its default in the converter, as in a terminal: a shell starts a background job
+    (CI started with ``&``) with SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(tmp_path, delay_s: float) -> subprocess.CompletedProcess:
     """Run the converter, send SIGINT ``delay_s`` after its temporary database appears."""
     process = subprocess.Popen(
         [sys.executable, "-m", "caffe_layers", "convert-db", f"{tmp_path}/",
          str(tmp_path / "list.txt"), str(tmp_path / "db"), "--workers", "2"],
-        env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 60
         while not [n for n in os.listdir(tmp_path) if ".incomplete" in n]:
@@ -204,8 +211,8 @@ def test_ctrl_c_leaves_no_database_and_no_process(tmp_path):
     for i in range(400):
         write_image(tmp_path / "big" / f"{i}.png", rng.integers(0, 256, (300, 300, 3), np.uint8))
         names.append(f"big/{i}.png {i}")
-    # Each file 5 times: the conversion lasts seconds, well past the last SIGINT (400 lines took
-    # less than 0.3 s once, and the converter finished first).
+    # Each file 5 times: the conversion lasts about 3 s, well past the last SIGINT (0.3 s after
+    # it starts) however idle the machine.
     write_list(tmp_path / "list.txt", names * 5)
     for delay_s in (0.0, 0.02, 0.1, 0.3):  # while the workers start, and while they send
         done = _interrupt(tmp_path, delay_s)
