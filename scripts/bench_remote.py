@@ -44,9 +44,8 @@ from bench_workload import (  # noqa: E402
     UsageError,
     Workload,
     cores,
+    dataset_folder,
     layer_params,
-    make_dataset,
-    reuse_dataset,
     warm_page_cache,
 )
 
@@ -230,25 +229,11 @@ def _parse_args(argv: list | None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def _dataset(args: argparse.Namespace, workload: Workload) -> Iterator[str]:
-    if args.data is None:
-        with tempfile.TemporaryDirectory(prefix="caffe_layers_images_") as tmp:
-            make_dataset(tmp, workload)
-            yield tmp
-        return
-    directory = os.path.abspath(args.data)
-    if not reuse_dataset(directory, workload):
-        os.makedirs(directory, exist_ok=True)
-        make_dataset(directory, workload)
-    yield directory
-
-
 def run(args: argparse.Namespace) -> dict:
     base = QUICK if args.quick else Workload()
     workload = dataclasses.replace(base, **{name: getattr(args, name) for name in
                                             ("images", "batches") if getattr(args, name)})
-    with _dataset(args, workload) as directory, contextlib.ExitStack() as stack:
+    with dataset_folder(args.data, workload) as directory, contextlib.ExitStack() as stack:
         files, mean_bytes = warm_page_cache(directory)
         stores = {kind: stack.enter_context(serve(kind, directory, args.latency_ms))
                   for kind in args.sources}

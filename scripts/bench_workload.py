@@ -9,10 +9,13 @@ measures does exactly the layer's per-image work.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
+import tempfile
+from typing import Iterator
 
 import numpy as np
 
@@ -95,6 +98,22 @@ def reuse_dataset(directory: str, work: Workload) -> bool:
         raise UsageError(f"--data: {directory!r} holds images made for {found}, this run needs "
                          f"{_image_spec(work)}; give another directory or delete it")
     return True
+
+
+@contextlib.contextmanager
+def dataset_folder(data: str | None, work: Workload) -> Iterator[str]:
+    """The image directory: ``data`` (--data: generated there once, reused after) or a
+    temporary one."""
+    if data is None:
+        with tempfile.TemporaryDirectory(prefix="caffe_layers_images_") as tmp:
+            make_dataset(tmp, work)
+            yield tmp
+        return
+    directory = os.path.abspath(data)
+    if not reuse_dataset(directory, work):
+        os.makedirs(directory, exist_ok=True)
+        make_dataset(directory, work)
+    yield directory
 
 
 def warm_page_cache(directory: str) -> tuple:

@@ -64,9 +64,8 @@ from bench_workload import (  # noqa: E402
     Work,
     Workload,
     cores,
+    dataset_folder,
     layer_params,
-    make_dataset,
-    reuse_dataset,
     warm_page_cache,
 )
 
@@ -295,27 +294,12 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             parser.error(f"--plot needs matplotlib ({exc}); install it or drop --plot")
 
 
-@contextlib.contextmanager
-def _dataset(args: argparse.Namespace, workload: Workload):
-    """The image directory: --data (generated there once) or a temporary one."""
-    if args.data is None:
-        with tempfile.TemporaryDirectory(prefix="caffe_layers_images_") as tmp:
-            make_dataset(tmp, workload)
-            yield tmp
-        return
-    directory = os.path.abspath(args.data)
-    if not reuse_dataset(directory, workload):
-        os.makedirs(directory, exist_ok=True)
-        make_dataset(directory, workload)
-    yield directory
-
-
 def run(args: argparse.Namespace) -> dict:
     workload = _workload(args)
     per_core = cores()
     torch_version, torch_skipped = torch_status()
     load_before = os.getloadavg()
-    with _dataset(args, workload) as directory:
+    with dataset_folder(args.data, workload) as directory:
         files, mean_bytes = warm_page_cache(directory)
         single, rows = measure_all(args, directory, workload, torch_version is not None)
     limit = single.images_per_s * per_core
