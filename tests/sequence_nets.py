@@ -108,14 +108,14 @@ def assert_each_epoch_exactly_once(source: Source, ids: np.ndarray, epochs: int 
         assert sorted(seen) == list(range(source.samples)), f"epoch {epoch}: {sorted(seen)}"
 
 
-def write_solver(folder, param: str, max_iter: int) -> Path:
-    """``solver.prototxt`` training an InnerProduct + SoftmaxWithLoss on the layer's batches and
-    recording each into ``<folder>/record``."""
+def write_solver(folder, param: str, max_iter: int, layer: str = LAYER) -> Path:
+    """``solver.prototxt`` training an InnerProduct + SoftmaxWithLoss (4 classes) on the batches
+    of data layer ``layer`` and recording each into ``<folder>/record``."""
     folder = Path(folder)
     record = json.dumps(param_str(folder=str(folder / "record")))
     (folder / "net.prototxt").write_text(f'''name: "keras"
 layer {{ name: "data" type: "Python" top: "data" top: "label"
-  python_param {{ module: "caffe_layers.layers" layer: "{LAYER}"
+  python_param {{ module: "caffe_layers.layers" layer: "{layer}"
                   param_str: {json.dumps(param)} }} }}
 layer {{ name: "record" type: "Python" bottom: "data" bottom: "label"
   python_param {{ module: "recording_layer" layer: "RecordBatches" param_str: {record} }} }}

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
 import real_caffe
+from sequence_nets import recorded_arrays, write_solver
 from test_remote_layers import IMAGES, assert_same, image_files, image_params, s3_upload
 
 from caffe_layers.testing import leaks
@@ -21,39 +21,13 @@ from caffe_layers.testing import leaks
 pytestmark = [pytest.mark.real_caffe, pytest.mark.timeout(300),
               pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")]
 ITERATIONS = 6
-
-
-def write_solver(folder, param: str) -> None:
-    """``solver.prototxt`` training an InnerProduct on the layer's batches, each batch recorded
-    into ``<folder>/record`` (tests/recording_layer.py)."""
-    record = json.dumps(json.dumps({"folder": str(folder / "record")}))
-    (folder / "net.prototxt").write_text(f'''name: "remote"
-layer {{ name: "data" type: "Python" top: "data" top: "label"
-  python_param {{ module: "caffe_layers.layers" layer: "{IMAGES}"
-                  param_str: {json.dumps(param)} }} }}
-layer {{ name: "record" type: "Python" bottom: "data" bottom: "label"
-  python_param {{ module: "recording_layer" layer: "RecordBatches" param_str: {record} }} }}
-layer {{ name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
-  inner_product_param {{ num_output: 2 weight_filler {{ type: "gaussian" std: 0.01 }} }} }}
-layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }}
-''')
-    (folder / "solver.prototxt").write_text(f'''net: "{folder / 'net.prototxt'}"
-base_lr: 0.01
-lr_policy: "fixed"
-max_iter: {ITERATIONS}
-display: 0
-snapshot_after_train: false
-solver_mode: CPU
-random_seed: 1
-''')
+BATCH = json.loads(image_params(""))["batch_size"]
 
 
 def train(folder, param: str):
     """``caffe train`` in ``folder``; (its output, the batches it recorded)."""
-    from recording_layer import recorded
-
     folder.mkdir()
-    write_solver(folder, param)
+    write_solver(folder, param, ITERATIONS, layer=IMAGES)
     env = real_caffe.binary_env(*real_caffe.embedded_python_path())
     done = real_caffe.run_tool("caffe", "train", "--solver", "solver.prototxt", cwd=folder,
                                env=env)
@@ -62,10 +36,9 @@ def train(folder, param: str):
     pids = re.search(rf"{IMAGES} \(TRAIN\): .* \(fork, pids ([\d, ]+)\)", done.stdout)
     assert pids, done.stdout[-3000:]
     assert not leaks.wait_gone([int(p) for p in pids.group(1).split(", ")], timeout_s=3.0)
-    batches = recorded(folder / "record")
-    assert len(batches) == ITERATIONS
-    return done.stdout, {"data": np.concatenate([b[0] for b in batches]),
-                         "label": np.concatenate([b[1] for b in batches])}
+    data, label = recorded_arrays(folder)
+    assert len(data) == ITERATIONS * BATCH
+    return done.stdout, {"data": data, "label": label}
 
 
 @real_caffe.needs_binary
