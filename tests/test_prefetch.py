@@ -8,6 +8,7 @@ import gc
 import json
 import multiprocessing
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -31,7 +32,7 @@ from engine_producers import (
 )
 
 from caffe_layers.errors import ConfigError, PrefetchTimeout, WorkerDied, WorkerError
-from caffe_layers.prefetch import Prefetcher, RoundRobinPlan, SamplePlan, TopSpec
+from caffe_layers.prefetch import Prefetcher, Producer, RoundRobinPlan, SamplePlan, TopSpec
 from caffe_layers.sampling import Order, SampleStream, ShuffledOrder
 from caffe_layers.testing import leaks
 
@@ -412,3 +413,19 @@ def test_a_worker_error_is_raised_when_its_batch_is_due_not_before():
         with pytest.raises(WorkerError, match="while filling batch 4"):
             e.next_arrays()
     assert np.array_equal(ids, reference(4)[0])
+
+
+class _Opened(Producer):
+    per_process = ("_reader", "_extra")
+
+    def __init__(self) -> None:
+        self.kept = 3
+        self._reader = threading.Lock()  # as a handle, it cannot be pickled
+
+    def fill(self, out, task):
+        raise NotImplementedError
+
+
+def test_a_producer_pickles_without_what_open_makes_in_each_process():
+    copy = pickle.loads(pickle.dumps(_Opened()))
+    assert (copy.kept, copy._reader, copy._extra) == (3, None, None)

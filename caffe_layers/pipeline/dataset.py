@@ -97,6 +97,8 @@ def _value(sample: Mapping, top: str, where: str) -> np.ndarray:
 class DatasetProducer(Producer):
     """Runs the user's dataset class; each process builds its own instance in ``open``."""
 
+    per_process = ("_dataset",)
+
     def __init__(self, spec: str, kwargs: dict, layout: SampleLayout, length: int,
                  reader: SampleReader) -> None:
         self.spec = spec
@@ -106,9 +108,6 @@ class DatasetProducer(Producer):
         self.reader = reader
         self._consumer_pid = os.getpid()
         self._dataset = None
-
-    def __getstate__(self) -> dict:
-        return dict(self.__dict__, _dataset=None)
 
     def open(self, worker_id: int, workers: int) -> None:
         self._dataset = import_object(self.spec, "dataset")(**self.kwargs)
@@ -157,6 +156,8 @@ class SampleReader:
 class GeneratorProducer(Producer):
     """Runs the user's generator function; every worker has its own iterator."""
 
+    per_process = ("_iterator",)
+
     def __init__(self, spec: str, kwargs: dict, layout: SampleLayout, seed: int) -> None:
         self.spec = spec
         self.kwargs = kwargs
@@ -164,9 +165,6 @@ class GeneratorProducer(Producer):
         self.seed = seed
         self.shard_rank, self.shard_count = 0, 1
         self._iterator = None
-
-    def __getstate__(self) -> dict:
-        return dict(self.__dict__, _iterator=None)
 
     def shard(self, shard_rank: int, shard_count: int) -> None:
         self.shard_rank, self.shard_count = shard_rank, shard_count

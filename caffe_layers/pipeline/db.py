@@ -51,6 +51,8 @@ class DBProducer(Producer):
     """Fills data (and label) rows from a database's records; readers open in the filling process.
     """
 
+    per_process = ("_reader",)  # database handles never travel to another process
+
     def __init__(self, database: Database, transform: ImageTransform, flags: int,
                  shape: tuple, skip_errors: bool) -> None:
         self.database = database
@@ -59,11 +61,6 @@ class DBProducer(Producer):
         self.shape = tuple(shape)  # (C, H, W) of the first record: every record's, without crop
         self.skip_errors = skip_errors
         self._reader: DatabaseReader | None = None
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_reader"] = None  # database handles never travel to another process
-        return state
 
     def open(self, worker_id: int, workers: int) -> None:
         one_thread_per_worker()

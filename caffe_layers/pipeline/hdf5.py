@@ -35,6 +35,8 @@ BLOCKS_PER_WINDOW = 4
 class HDF5Producer(FileProducer):
     """Fills every top's rows from the HDF5 files; handles are opened in the filling process."""
 
+    per_process = ("_reader",)  # h5py handles never travel to another process
+
     def __init__(self, files: HDF5Files, normalizer: Normalizer, window: int = 0,
                  skip: bool = False) -> None:
         self.files = files
@@ -42,11 +44,6 @@ class HDF5Producer(FileProducer):
         self.window = window
         self.skip_errors = skip
         self._reader: HDF5Reader | None = None
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_reader"] = None  # h5py handles never travel to another process
-        return state
 
     def open(self, worker_id: int, workers: int) -> None:
         self._reader = HDF5Reader(self.files, self.window)

@@ -65,6 +65,8 @@ DROP_ONE_PER_PASS = ("the batch before was short too, but partial_batch: drop sk
 class SequenceProducer(Producer):
     """Fills batch ``task.index`` of ``task.epoch`` from this process's copy of the Sequence."""
 
+    per_process = ("_copy",)
+
     def __init__(self, spec: str, kwargs: dict, layout: BatchLayout, seed: int, length: int,
                  partial: str) -> None:
         self.spec = spec
@@ -75,9 +77,6 @@ class SequenceProducer(Producer):
         self.partial = partial
         self._consumer_pid = os.getpid()
         self._copy: SequenceCopy | None = None
-
-    def __getstate__(self) -> dict:
-        return dict(self.__dict__, _copy=None)
 
     def open(self, worker_id: int, workers: int) -> None:
         self._copy = SequenceCopy(self.spec, self.kwargs, self.seed, length=self.length,
@@ -104,6 +103,8 @@ class BatchGeneratorProducer(Producer):
     Each pass draws from the global generators seeded from ``(seed, worker, workers, pass)``.
     """
 
+    per_process = ("_iterator", "_random", "_function")
+
     def __init__(self, spec: str, kwargs: dict, layout: BatchLayout | None, seed: int,
                  partial: str, count_name: str | None) -> None:
         self.spec = spec
@@ -115,9 +116,6 @@ class BatchGeneratorProducer(Producer):
         self.shard_rank, self.shard_count = 0, 1
         self._consumer_pid = os.getpid()
         self._iterator = None
-
-    def __getstate__(self) -> dict:
-        return dict(self.__dict__, _iterator=None, _random=None, _function=None)
 
     def shard(self, shard_rank: int, shard_count: int) -> None:
         if shard_count > 1 and not self.count_name:

@@ -8,7 +8,7 @@ worker.
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager, Iterable, Iterator
+from typing import ContextManager, Iterable, Iterator, Tuple
 
 import numpy as np
 
@@ -158,6 +158,13 @@ class Producer:
     consumer with the batch; ``close`` runs at the end. With ``workers: 0`` the same methods run
     in the consumer's process, and ``prepare`` is never called.
     """
+
+    #: Attributes that ``open`` makes in the process that fills batches (open files, readers, the
+    #: user's object): pickled as None for a spawn or forkserver worker, which opens its own.
+    per_process: Tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, **dict.fromkeys(self.per_process))
 
     def forking(self) -> ContextManager:
         """Entered in the consumer around each fork of a worker (default: nothing).
