@@ -1,19 +1,20 @@
 """Object stores on localhost for tests and benchmarks: an HTTP file server and an S3 server.
 
-:class:`HTTPStore` serves a directory over HTTP/1.1 (``GET`` with byte ranges, ``HEAD``) from
-threads of this process; :class:`S3Store` is moto's S3 (``pip install 'moto[server]'``) served
-the same way, reached by the real S3 clients (s3fs, boto3) through its ``endpoint_url``. Both
-can add latency to every request (a remote store's tens of milliseconds), answer a request for
-a given file with a throttling or other error status the next ``k`` times
-(:meth:`~Faults.fail`), and count the requests each file got. Used by this package's tests and
-``scripts/bench_remote.py``; ``python -m caffe_layers.testing.stores {http,s3} DIR`` serves
-``DIR`` from its own process (first line printed: a JSON object with the URL) until stdin
-closes.
+:class:`HTTPStore` serves a directory over HTTP/1.1 (``GET`` with byte ranges, ``HEAD``) from an
+event loop in a thread of this process; :class:`S3Store` is moto's S3 (``pip install
+'moto[server]'``) served from threads of this process, reached by the real S3 clients (s3fs,
+boto3) through its ``endpoint_url``. Both can add latency to every request (a remote store's
+tens of milliseconds), answer a request for a given file with a throttling or other error
+status the next ``k`` times (:meth:`~Faults.fail`), and count the requests each file got. Used
+by this package's tests and ``scripts/bench_remote.py``; ``python -m
+caffe_layers.testing.stores {http,s3} DIR`` serves ``DIR`` from its own process (first line
+printed: a JSON object with the URL) until stdin closes.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import io
 import json
@@ -21,14 +22,18 @@ import os
 import sys
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Dict, Tuple
+from urllib.parse import unquote
 
 REGION = "us-east-1"
 CREDENTIALS = {"key": "caffe-layers-test-key", "secret": "caffe-layers-test-secret"}
 _XML_ERROR = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
               '<Message>{message}</Message><RequestId>caffe-layers</RequestId></Error>')
+SERVE_TIMEOUT_S = 30.0
+MAX_HEADER_BYTES = 64 << 10
 _S3_CODES = {403: "AccessDenied", 404: "NoSuchKey", 429: "SlowDown", 500: "InternalError",
              503: "SlowDown"}
 
@@ -50,23 +55,23 @@ class Faults:
         with self._lock:
             self._failing[path.lstrip("/")] = [times, status]
 
-    def on_request(self, path: str) -> int | None:
-        """Count a request for ``path``, wait the latency; the status to fail it with, if any."""
+    def begin(self, path: str) -> int | None:
+        """Count a request for ``path`` (in flight until :meth:`end`); the status to fail it
+        with, if any. The store waits ``latency_s`` between the two."""
         path = path.lstrip("/")
         with self._lock:
             self.requests[path] += 1
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
             failing = self._failing.get(path)
-            status = None
-            if failing is not None and failing[0] != 0:
-                failing[0] -= 1
-                status = failing[1]
-        if self.latency_s:
-            time.sleep(self.latency_s)
+            if failing is None or failing[0] == 0:
+                return None
+            failing[0] -= 1
+            return failing[1]
+
+    def end(self) -> None:
         with self._lock:
             self.in_flight -= 1
-        return status
 
 
 class _Server:
@@ -97,63 +102,155 @@ class _ThreadingServer(ThreadingHTTPServer):
     # dropped SYN is sent again after 1 s)
 
 
-class HTTPStore(_Server):
-    """``root``'s files at ``http://127.0.0.1:<port>/<relative path>``."""
+class HTTPStore:
+    """``root``'s files at ``http://127.0.0.1:<port>/<relative path>``.
+
+    Served by an asyncio protocol on an event loop in a thread of this process: a benchmark's
+    server shares the cores with the layer it measures, and this one costs a third of the CPU
+    per request of http.server's thread per connection (and less than aiohttp.web). It speaks
+    what file clients send: ``GET`` and ``HEAD``, one ``Range: bytes=a-b``, keep-alive, one
+    request at a time per connection.
+    """
 
     def __init__(self, root: os.PathLike, latency_s: float = 0.0) -> None:
         self.root = Path(root).resolve()
         self.faults = Faults(latency_s)
-        handler = type("Handler", (_FileHandler,), {"root": self.root, "faults": self.faults})
-        super().__init__(_ThreadingServer(("127.0.0.1", 0), handler))
+        self.connections: set = set()  # the transports of open connections (in the loop)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="store",
+                                        daemon=True)
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(self._loop.create_server(
+            lambda: _HTTPConnection(self), "127.0.0.1", 0, backlog=1024),
+            self._loop).result(SERVE_TIMEOUT_S)
+        self.port = self._server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
 
-
-class _FileHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as real stores
-    disable_nagle_algorithm = True  # else the body waits for the headers' delayed ACK (40 ms)
-    root: Path
-    faults: Faults
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
-        """Quiet: a request log line per image would drown the test output."""
-
-    def do_HEAD(self) -> None:
-        self._answer(with_body=False)
-
-    def do_GET(self) -> None:
-        self._answer(with_body=True)
-
-    def _answer(self, with_body: bool) -> None:
-        path = self.path.split("?", 1)[0].lstrip("/")
-        status = self.faults.on_request(path)
-        target = (self.root / path).resolve()
-        if status is None and (self.root not in target.parents or not target.is_file()):
-            status = 404
+    def answer(self, method: str, target: str, headers: Dict[str, str]) -> bytes:
+        """The whole response to a request."""
+        path = unquote(target.split("?", 1)[0]).lstrip("/")
+        status = self.faults.begin(path)
+        if status is None and method not in ("GET", "HEAD"):
+            status = 405
+        data = b""
+        if status is None:
+            data = self._read(path)
+            status = 404 if data is None else None
         if status is not None:
-            self._send(status, b"", with_body)
+            return _response(status, b"", {}, method)
+        wanted = headers.get("range", "")
+        if not wanted or not data:
+            return _response(200, data, {}, method)
+        first, last = _range(wanted, len(data))
+        return _response(206, data[first:last + 1],
+                         {"Content-Range": f"bytes {first}-{last}/{len(data)}"}, method)
+
+    def _read(self, path: str) -> bytes | None:
+        """The bytes of the file at ``path`` under the root; None if there is none."""
+        location = os.path.normpath(os.path.join(self.root, path))
+        if not location.startswith(f"{self.root}{os.sep}"):
+            return None  # outside the root (..)
+        try:
+            with open(location, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            try:
+                asyncio.run_coroutine_threadsafe(self._shut(), self._loop).result(
+                    SERVE_TIMEOUT_S)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(SERVE_TIMEOUT_S)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    async def _shut(self) -> None:
+        self._server.close()
+        for transport in list(self.connections):
+            transport.abort()
+        await self._server.wait_closed()
+        while self.connections:  # each closes in a callback of the loop
+            await asyncio.sleep(0)
+
+    def __enter__(self) -> HTTPStore:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _response(status: int, body: bytes, headers: Dict[str, str], method: str) -> bytes:
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+            f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in headers.items()]
+    return "\r\n".join(head + ["", ""]).encode("latin-1") + (body if method != "HEAD" else b"")
+
+
+class _HTTPConnection(asyncio.Protocol):
+    """One client connection of an :class:`HTTPStore`: its requests, answered in turn after the
+    store's latency."""
+
+    def __init__(self, store: HTTPStore) -> None:
+        self.store = store
+        self.buffer = b""
+        self.busy = False  # a request is being answered: the next one waits in the buffer
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.store.connections.add(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._next()
+
+    def connection_lost(self, exc) -> None:
+        self.store.connections.discard(self.transport)
+        self.transport = None
+
+    def _next(self) -> None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if self.busy or end < 0:
+            if len(self.buffer) > MAX_HEADER_BYTES:
+                self.transport.close()
             return
-        data = target.read_bytes()
-        first, last = self._range(len(data))
-        ranged = bool(self.headers.get("Range")) and len(data) > 0
-        self._send(206 if ranged else 200, data[first:last + 1], with_body,
-                   total=len(data) if ranged else None, span=(first, last))
+        lines = self.buffer[:end].decode("latin-1").split("\r\n")
+        headers = dict((name.strip().lower(), value.strip()) for name, _, value in
+                       (line.partition(":") for line in lines[1:]))
+        body_end = end + 4 + int(headers.get("content-length") or 0)
+        if len(self.buffer) < body_end:
+            return  # a request body still coming (this store ignores it)
+        self.buffer = self.buffer[body_end:]
+        method, target, version = (lines[0].split(" ") + ["", ""])[:3]
+        close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+        self.busy = True
+        response = self.store.answer(method, target, headers)
+        latency_s = self.store.faults.latency_s
+        if latency_s:
+            asyncio.get_running_loop().call_later(latency_s, self._send, response, close)
+        else:
+            self._send(response, close)
 
-    def _range(self, size: int) -> Tuple[int, int]:
-        wanted = self.headers.get("Range", "")
-        if not wanted.startswith("bytes=") or size == 0:
-            return 0, size - 1
-        first, _, last = wanted[len("bytes="):].partition("-")
-        return int(first or 0), min(size - 1, int(last) if last else size - 1)
+    def _send(self, response: bytes, close: bool) -> None:
+        self.store.faults.end()
+        self.busy = False
+        if self.transport is None:
+            return
+        self.transport.write(response)
+        if close:
+            self.transport.close()
+        else:
+            self._next()
 
-    def _send(self, status: int, body: bytes, with_body: bool, total: int | None = None,
-              span: Tuple[int, int] = (0, 0)) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        if total is not None:
-            self.send_header("Content-Range", f"bytes {span[0]}-{span[1]}/{total}")
-        self.end_headers()
-        if with_body:
-            self.wfile.write(body)
+
+def _range(wanted: str, size: int) -> Tuple[int, int]:
+    """The first and last byte a ``Range: bytes=a-b`` header asks of ``size`` (all without)."""
+    if not wanted.startswith("bytes=") or size == 0:
+        return 0, size - 1
+    first, _, last = wanted[len("bytes="):].partition("-")
+    return int(first or 0), min(size - 1, int(last) if last else size - 1)
 
 
 class S3Store(_Server):
@@ -213,7 +310,15 @@ class _WSGIHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path, _, query = self.path.partition("?")
-        status = self.faults.on_request(path)
+        status = self.faults.begin(path)
+        try:
+            if self.faults.latency_s:
+                time.sleep(self.faults.latency_s)
+            self._forward(path, query, body, status)
+        finally:
+            self.faults.end()
+
+    def _forward(self, path: str, query: str, body: bytes, status: int | None) -> None:
         if status is not None:
             code = _S3_CODES.get(status, "InternalError")
             error = _XML_ERROR.format(code=code, message=f"caffe_layers test store: {status}")
