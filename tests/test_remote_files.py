@@ -4,6 +4,7 @@ fsspec clients (aiohttp, s3fs), retries with backoff, clear errors that never sh
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import re
@@ -17,10 +18,11 @@ import pytest
 
 from caffe_layers import config
 from caffe_layers.errors import ConfigError, DataError
-from caffe_layers.files import is_url, read_bytes, require_local, shown, take_retries
+from caffe_layers.files import is_url, read_bytes, remote, require_local, shown, take_retries
 from caffe_layers.files.random_access import RemoteFile
 from caffe_layers.files.read_ahead import ReadAhead
 from caffe_layers.files.redact import redact_text, redact_url
+from caffe_layers.files.remote import event_loop
 from caffe_layers.files.retry import RetryPolicy, transient
 from caffe_layers.params import ImageListParams
 
@@ -306,7 +308,7 @@ def test_a_remote_file_reads_neighbouring_blocks_in_one_request_and_keeps_them(h
 
 
 class SlowReads:
-    """A read function of a given latency that records how many reads ran at once."""
+    """A read coroutine of a given latency that records how many reads ran at once."""
 
     def __init__(self, latency_s: float, size: int = 100, fail: str = "") -> None:
         self.latency_s, self.size, self.fail = latency_s, size, fail
@@ -314,12 +316,12 @@ class SlowReads:
         self.running = self.most = 0
         self.started: list = []
 
-    def __call__(self, key: str) -> bytes:
+    async def __call__(self, key: str) -> bytes:
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
             self.started.append(key)
-        time.sleep(self.latency_s)
+        await asyncio.sleep(self.latency_s)
         with self.lock:
             self.running -= 1
         if key == self.fail:
@@ -329,7 +331,7 @@ class SlowReads:
 
 def test_read_ahead_keeps_several_reads_in_flight_and_returns_each_files_bytes():
     reads = SlowReads(0.02)
-    with ReadAhead(reads, max_requests=8) as ahead:
+    with ReadAhead(reads, event_loop(), max_requests=8) as ahead:
         keys = [f"f{i}" for i in range(40)]
         tickets = ahead.request(keys)
         got = [ahead.take(ticket) for ticket in tickets]
@@ -339,7 +341,7 @@ def test_read_ahead_keeps_several_reads_in_flight_and_returns_each_files_bytes()
 
 def test_read_ahead_holds_at_most_its_byte_cap_plus_the_reads_in_flight():
     reads = SlowReads(0.001, size=1000)
-    with ReadAhead(reads, max_requests=4, max_bytes=5000) as ahead:
+    with ReadAhead(reads, event_loop(), max_requests=4, max_bytes=5000) as ahead:
         tickets = ahead.request([f"f{i}" for i in range(100)])
         time.sleep(0.3)  # nothing taken: it stops reading at the cap
         assert len(reads.started) <= 5 + 4 and ahead.held_bytes <= 5000 + 4 * 1000
@@ -348,7 +350,7 @@ def test_read_ahead_holds_at_most_its_byte_cap_plus_the_reads_in_flight():
 
 def test_read_ahead_raises_a_reads_own_error_when_taken_and_drops_what_is_not_taken():
     reads = SlowReads(0.001, fail="f1")
-    with ReadAhead(reads, max_requests=2) as ahead:
+    with ReadAhead(reads, event_loop(), max_requests=2) as ahead:
         tickets = ahead.request(["f0", "f1", "f2"])
         assert ahead.take(tickets[0]).startswith(b"f0")
         with pytest.raises(DataError, match="cannot read f1"):
@@ -358,3 +360,25 @@ def test_read_ahead_raises_a_reads_own_error_when_taken_and_drops_what_is_not_ta
         time.sleep(0.05)
         ahead.drop(spare)
         assert ahead.held_bytes == 0
+
+
+def test_a_read_ahead_from_a_blocking_filesystem_runs_in_the_loops_threads(fast_retries):
+    """fsspec's memory:// has no coroutines: read_async runs its blocking read off the loop."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    memory.pipe_file("/caffe_layers_test/a.bin", b"abc" * 1000)
+
+    async def read(key: str) -> bytes:
+        return await remote.read_async(f"memory://caffe_layers_test/{key}", "sample",
+                                       error=DataError, prefix="l.txt:1: ")
+
+    try:
+        with ReadAhead(read, event_loop(), max_requests=4) as ahead:
+            found, missing = ahead.request(["a.bin", "b.bin"])
+            assert ahead.take(found) == b"abc" * 1000
+            with pytest.raises(DataError, match="^l.txt:1: sample 'memory://caffe_layers_test/"
+                                                "b.bin' does not exist"):
+                ahead.take(missing)
+    finally:
+        memory.rm("/caffe_layers_test", recursive=True)

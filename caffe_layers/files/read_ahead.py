@@ -1,5 +1,5 @@
-"""Reading files ahead of their use in a few threads, so that a remote read's latency overlaps
-the decoding of the samples before it.
+"""Reading files ahead of their use as coroutines on an event loop, so that a remote read's
+latency overlaps the decoding of the samples before it.
 
 A :class:`ReadAhead` takes keys (paths, sample numbers) in the order their files will be used
 (:meth:`~ReadAhead.request`, which returns a ticket per key) and keeps at most ``max_requests``
@@ -9,19 +9,23 @@ flight when the cap was reached). :meth:`~ReadAhead.take` waits for a ticket's b
 at once, whatever the caps, if it has not started) and raises the read's own exception if it
 failed; :meth:`~ReadAhead.drop` forgets tickets that will not be taken.
 
-Its threads start with the first request, in the process that reads (a prefetch worker, after
-its fork): never create one in a process that will fork afterwards and keep it there.
+The reads are coroutines (``async def read(key) -> bytes``) on ``loop``, which runs in a thread
+of its own: fsspec's loop, where its clients' connections live. A coroutine per read spares the
+reading process the hand-offs of a thread per read blocked on that loop (two per file). The
+process that reads (a prefetch worker, after its fork) makes its ReadAhead: a loop does not
+survive a fork.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, List, Sequence
+from typing import Any, Awaitable, Callable, List, Sequence
 
 MAX_REQUESTS = 32  # reads in flight per process: 32 x 20 ms latency covers 1600 files/s
 MAX_BYTES = 64 << 20  # read bytes waiting to be decoded, per process
+LOOP_CHECK_S = 1.0  # how often a waiting take() checks that the loop still runs
 
 
 class Ticket:
@@ -38,18 +42,20 @@ class Ticket:
 
 
 class ReadAhead:
-    """Reads requested keys with ``read(key) -> bytes`` in up to ``max_requests`` threads."""
+    """Reads requested keys with the coroutine ``read(key)`` on ``loop``, up to
+    ``max_requests`` at once."""
 
-    def __init__(self, read: Callable[[Any], bytes], max_requests: int = MAX_REQUESTS,
-                 max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, read: Callable[[Any], Awaitable[bytes]], loop: asyncio.AbstractEventLoop,
+                 max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_BYTES) -> None:
         self._read = read
+        self._loop = loop
         self.max_requests = max_requests
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._waiting: deque = deque()
         self._running = 0
         self._held = 0  # bytes read and not yet taken or dropped
-        self._pool: ThreadPoolExecutor | None = None
+        self._tasks: set = set()  # the loop keeps only weak references to its tasks
         self._closed = False
 
     @property
@@ -68,8 +74,11 @@ class ReadAhead:
         """The bytes of ``ticket`` (waiting for its read); raises the read's exception."""
         with self._lock:
             if not ticket.started:
-                self._start(ticket)  # needed now: the caps are for reading ahead only
-        ticket.done.wait()
+                self._start([ticket])  # needed now: the caps are for reading ahead only
+        while not ticket.done.wait(LOOP_CHECK_S):
+            if not self._loop.is_running():
+                raise RuntimeError("the event loop of the reads ahead stopped with a read in "
+                                   "flight")
         with self._lock:
             ticket.taken = True
             self._uncount(ticket)
@@ -96,9 +105,6 @@ class ReadAhead:
             for ticket in self._waiting:
                 ticket.dropped = True
             self._waiting.clear()
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False)
 
     def __enter__(self) -> ReadAhead:
         return self
@@ -109,33 +115,43 @@ class ReadAhead:
     # -- with the lock held --------------------------------------------------------------------
 
     def _start_reads(self) -> None:
-        while self._waiting and self._running < self.max_requests \
+        starting = []
+        while self._waiting and self._running + len(starting) < self.max_requests \
                 and self._held < self.max_bytes and not self._closed:
             ticket = self._waiting.popleft()
             if not ticket.started and not ticket.dropped:
-                self._start(ticket)
+                starting.append(ticket)
+        if starting:
+            self._start(starting)
 
-    def _start(self, ticket: Ticket) -> None:
-        if self._pool is None:
-            if self._closed:
-                raise RuntimeError("this ReadAhead is closed")
-            self._pool = ThreadPoolExecutor(self.max_requests,
-                                            thread_name_prefix="caffe_layers-read")
-        ticket.started = True
-        self._running += 1
-        self._pool.submit(self._run, ticket)
+    def _start(self, tickets: List[Ticket]) -> None:
+        if self._closed and any(not ticket.started for ticket in tickets):
+            raise RuntimeError("this ReadAhead is closed")
+        for ticket in tickets:
+            ticket.started = True
+        self._running += len(tickets)
+        if _running_loop() is self._loop:
+            self._create_tasks(tickets)
+        else:  # one wake-up of the loop for all of them
+            self._loop.call_soon_threadsafe(self._create_tasks, tickets)
 
     def _uncount(self, ticket: Ticket) -> None:
         if ticket.counted:
             self._held -= len(ticket.data)
             ticket.counted = False
 
-    # -- in a pool thread ----------------------------------------------------------------------
+    # -- in the loop ---------------------------------------------------------------------------
 
-    def _run(self, ticket: Ticket) -> None:
+    def _create_tasks(self, tickets: List[Ticket]) -> None:
+        for ticket in tickets:
+            task = self._loop.create_task(self._run(ticket))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, ticket: Ticket) -> None:
         data, error = None, None
         try:
-            data = self._read(ticket.key)
+            data = await self._read(ticket.key)
         except Exception as exc:  # handed to whoever takes the ticket
             error = exc
         with self._lock:
@@ -147,3 +163,10 @@ class ReadAhead:
                     self._held += len(data)
             self._start_reads()
         ticket.done.set()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -20,14 +20,21 @@ are retried then.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Awaitable, Dict, Mapping, Tuple
 
 from caffe_layers.errors import ConfigError
 from caffe_layers.files.redact import redact_text, redact_url
-from caffe_layers.files.retry import GaveUp, describe, http_status, with_retries
+from caffe_layers.files.retry import (
+    GaveUp,
+    describe,
+    http_status,
+    with_retries,
+    with_retries_async,
+)
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure",
           "abfss": "azure", "http": "remote", "https": "remote"}
@@ -195,6 +202,32 @@ def read(url: str, what: str, *, error: type, prefix: str = "",
         return with_retries(fetch, _account(url, storage_options))
     except Exception as exc:
         raise read_error(exc, url, what, error, prefix, storage_options) from None
+
+
+async def read_async(url: str, what: str, *, error: type, prefix: str = "",
+                     storage_options: Mapping[str, Any] | None = None) -> bytes:
+    """:func:`read` as a coroutine on fsspec's event loop (a read ahead): the client's own
+    coroutine when it has one on this loop, else its blocking read in the loop's threads."""
+    fs, path = client(url, storage_options, f"{prefix}{what} '{redact_url(url)}'")
+    loop = asyncio.get_running_loop()
+    if getattr(fs, "async_impl", False) and getattr(fs, "loop", None) is loop:
+        def fetch() -> Awaitable[bytes]:
+            return fs._cat_file(path)
+    else:
+        def fetch() -> Awaitable[bytes]:
+            return loop.run_in_executor(None, fs.cat_file, path)
+    try:
+        return await with_retries_async(fetch, _account(url, storage_options))
+    except Exception as exc:
+        raise read_error(exc, url, what, error, prefix, storage_options) from None
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """fsspec's event loop of this process (started on first use), where :func:`read_async`
+    runs."""
+    from fsspec.asyn import get_loop
+
+    return get_loop()
 
 
 def size(url: str, what: str, *, error: type, prefix: str = "",

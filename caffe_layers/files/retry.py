@@ -25,7 +25,7 @@ import random
 import sys
 import threading
 import time
-from typing import Callable, Iterator, Tuple, TypeVar
+from typing import Awaitable, Callable, Iterator, Tuple, TypeVar
 
 T = TypeVar("T")
 TRANSIENT_ERRNOS = frozenset(getattr(errno, name) for name in (
@@ -190,10 +190,33 @@ def with_retries(read: Callable[[], T], account: Callable[[BaseException], str],
         try:
             return read()
         except Exception as exc:
-            if not transient(exc):
-                raise
-            if attempt == policy.attempts:
-                raise GaveUp(exc, attempt, time.monotonic() - started) from exc
-            RETRIES.add(account(exc))
-            time.sleep(policy.delay_s(attempt))
+            time.sleep(_wait_after(exc, attempt, started, policy, account))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def with_retries_async(read: Callable[[], Awaitable[T]],
+                             account: Callable[[BaseException], str],
+                             policy: RetryPolicy | None = None) -> T:
+    """:func:`with_retries` of a coroutine: ``await read()``, waiting with ``asyncio.sleep``."""
+    import asyncio  # here: local files never need it
+
+    policy = policy or POLICY
+    started = time.monotonic()
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return await read()
+        except Exception as exc:
+            await asyncio.sleep(_wait_after(exc, attempt, started, policy, account))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _wait_after(exc: Exception, attempt: int, started: float, policy: RetryPolicy,
+                account: Callable[[BaseException], str]) -> float:
+    """The wait before trying again after attempt ``attempt`` raised ``exc``, counted as a
+    retry; raises ``exc`` if it is permanent, :class:`GaveUp` after the last attempt."""
+    if not transient(exc):
+        raise exc
+    if attempt == policy.attempts:
+        raise GaveUp(exc, attempt, time.monotonic() - started) from exc
+    RETRIES.add(account(exc))
+    return policy.delay_s(attempt)

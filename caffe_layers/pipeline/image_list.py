@@ -26,7 +26,7 @@ from caffe_layers.pipeline.skip import first_loadable, load_or_skip
 from caffe_layers.prefetch import TopSpec
 from caffe_layers.prefetch.forksafe import one_thread_per_worker
 from caffe_layers.sources.image_list import SampleList, read_listed_image
-from caffe_layers.sources.images import check_size, read_image_bytes
+from caffe_layers.sources.images import check_size
 from caffe_layers.transforms import Crop, ImageTransform, resize
 
 ROOT_FOLDER_HINT = "is root_folder right?"
@@ -45,7 +45,7 @@ class ImageListProducer(FileProducer):
         self.skip_errors = params.on_error == "skip"
         self.image_hw = image_hw  # every image's size after resize (the first image's)
         self.storage_options = params.storage_options
-        self.files = SampleFiles(self.read_file, is_url(images.path(0)))
+        self.files = SampleFiles(self.file_of, is_url(images.path(0)), self.storage_options)
 
     def open(self, worker_id: int, workers: int) -> None:
         one_thread_per_worker()
@@ -65,10 +65,9 @@ class ImageListProducer(FileProducer):
     def close(self) -> None:
         self.files.close()
 
-    def read_file(self, index: int) -> bytes:
-        """The bytes of sample ``index``'s image; DataError naming its list line."""
-        return read_image_bytes(self.images.path(index), self.images.where(index),
-                                self.storage_options)
+    def file_of(self, index: int) -> tuple:
+        """Sample ``index``'s image: its path, what it is and its list line, for messages."""
+        return self.images.path(index), "image", f"{self.images.where(index)}: "
 
     def load(self, index: int, rng: np.random.Generator, out: np.ndarray,
              data: bytes | None = None) -> None:

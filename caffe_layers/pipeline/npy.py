@@ -37,7 +37,6 @@ from caffe_layers.sources.npy import (
     check_sample,
     describe_dtype,
     read_npy,
-    read_npy_bytes,
     sample_path,
 )
 
@@ -60,14 +59,14 @@ class NpyProducer(FileProducer):
         self.n_classes = n_classes
         self.skip_errors = skip_errors
         self.storage_options = storage_options
-        self.files = SampleFiles(self.read_file, is_url(self.path(0)))
+        self.files = SampleFiles(self.file_of, is_url(self.path(0)), storage_options)
 
     def path(self, index: int) -> str:
         return sample_path(self.root_folder, self.samples.path(index))
 
-    def read_file(self, index: int) -> bytes:
-        """The bytes of sample ``index``'s file; DataError naming its list line."""
-        return read_npy_bytes(self.path(index), self.samples.where(index), self.storage_options)
+    def file_of(self, index: int) -> tuple:
+        """Sample ``index``'s file: its path, what it is and its list line, for messages."""
+        return self.path(index), "sample", f"{self.samples.where(index)}: "
 
     def load(self, index: int, out: np.ndarray, data: bytes | None = None) -> None:
         """Read sample ``index`` (``data``: its file's bytes, if already read), check its shape

@@ -4,10 +4,10 @@ A remote read takes tens of milliseconds, mostly waiting: :class:`SampleFiles` k
 flight. A worker is told of each batch it will fill as soon as the batch is sent to it
 (``Producer.prepare``), so the files of the next batch are read while it decodes the current
 one; a :class:`~caffe_layers.files.read_ahead.ReadAhead` bounds what is held (at most
-``MAX_REQUESTS`` reads in flight and ``MAX_BYTES`` read but not yet decoded, per worker). Local
-files are read as before, when their sample is loaded, with no thread. The threads start in the
-worker, after its fork; with ``workers: 0`` the layer's own process reads each batch's files
-together and stops its threads at the end of the batch, so it never forks with them running.
+``MAX_REQUESTS`` reads in flight and ``MAX_BYTES`` read but not yet decoded, per worker), its
+reads coroutines on fsspec's event loop. Local files are read as before, when their sample is
+loaded. The reads ahead start in the worker, after its fork; with ``workers: 0`` the layer's own
+process reads each batch's files together and ends its reads ahead with the batch.
 
 :class:`FileProducer` hands the reads retried since the last batch (:mod:`caffe_layers.files
 .retry`) to the layer with each batch, which prints how many there were.
@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import deque
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
+from caffe_layers.errors import DataError
 from caffe_layers.files import take_retries
 from caffe_layers.files.read_ahead import MAX_BYTES, MAX_REQUESTS, ReadAhead
 from caffe_layers.prefetch import Producer
@@ -50,15 +51,18 @@ def with_retries(report: object) -> object:
 class SampleFiles:
     """The bytes of the sample files of the batches this process fills, read ahead for URLs.
 
-    ``read(index)`` reads sample ``index``'s file (a method of the producer: picklable), raising
-    the error that names its list line. Picklable; its threads start with the first batch read
-    ahead and stop at :meth:`close`.
+    ``locate(index)`` is ``(URL, what it is, message prefix)`` of sample ``index``'s file, e.g.
+    ``("s3://b/cat.jpg", "image", "train.txt:17: ")`` (a method of the producer: picklable); a
+    failed read is the DataError that names them. Picklable; its reads start with the first
+    batch read ahead and stop at :meth:`close`.
     """
 
-    def __init__(self, read: Callable[[int], bytes], remote: bool,
+    def __init__(self, locate: Callable[[int], Tuple[str, str, str]], remote: bool,
+                 storage_options: Mapping[str, Any] | None = None,
                  max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_BYTES) -> None:
-        self.read = read
+        self.locate = locate
         self.remote = remote
+        self.storage_options = storage_options
         self.max_requests = max_requests
         self.max_bytes = max_bytes
         self._reads: ReadAhead | None = None
@@ -112,9 +116,19 @@ class SampleFiles:
         indices = [int(i) for i in indices]
         with self._lock:
             if self._reads is None:
-                self._reads = ReadAhead(self.read, self.max_requests, self.max_bytes)
+                from caffe_layers.files import remote
+
+                self._reads = ReadAhead(self._read, remote.event_loop(), self.max_requests,
+                                        self.max_bytes)
             reads = self._reads
         return _Requested(reads, indices, reads.request(indices))
+
+    async def _read(self, index: int) -> bytes:
+        from caffe_layers.files import remote
+
+        url, what, prefix = self.locate(index)
+        return await remote.read_async(url, what, error=DataError, prefix=prefix,
+                                       storage_options=self.storage_options)
 
 
 class _Requested:
