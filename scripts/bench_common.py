@@ -1,4 +1,5 @@
-"""Helpers the benchmark scripts share: /proc readers, a JPEG list writer, staged progress.
+"""Helpers the benchmark scripts share: /proc readers, a JPEG list writer, staged progress, which
+caffe runs.
 
 Scripts, not package code: a script imports this module after putting ``scripts/`` on
 ``sys.path``. Linux only (reads ``/proc``).
@@ -90,3 +91,12 @@ def stage(bar: Progress, label: str) -> None:
         bar.advance(0)
     else:
         print(f"benchmark: {label}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------- caffe
+
+def real_pycaffe() -> bool:
+    """Whether ``import caffe`` gives real pycaffe (else the package's fake is installed)."""
+    from caffe_layers.testing import install_fake_caffe
+
+    return not install_fake_caffe().__name__.startswith("caffe_layers.")

@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import children_cpu_s  # noqa: E402
+from bench_common import children_cpu_s, real_pycaffe  # noqa: E402
 from bench_db_io import (  # noqa: E402
     QUICK_READS,
     READS,
@@ -153,12 +153,10 @@ def time_limit(source: str, work: Workload) -> dict:
             "workers_ms": 1e3 * cpu / work.batches}
 
 
-def real_pycaffe() -> str:
+def why_no_pycaffe() -> str:
     """Why the Caffe rows cannot run, or "" when real pycaffe is what ``import caffe`` gives
     (else ``import caffe`` gives the package's fake, which runs DBDataLayer's rows)."""
-    from caffe_layers.testing import install_fake_caffe
-
-    if install_fake_caffe().__name__.startswith("caffe_layers."):
+    if not real_pycaffe():
         return ("real pycaffe is not importable (the package's fake is in use): run under the "
                 "Python Caffe was built for with $CAFFE_ROOT/python on PYTHONPATH")
     return ""
@@ -166,7 +164,7 @@ def real_pycaffe() -> str:
 
 def throughput(args: argparse.Namespace, work: Workload, directory: str) -> dict:
     databases = make_databases(directory, work)
-    no_caffe = real_pycaffe()
+    no_caffe = why_no_pycaffe()
     worker_counts = sorted({0, 1, cores()}) if not args.quick else [0, 1]
     plan = [(kind, row, workers) for kind in databases
             for row, workers in ([("limit", None)] + ([] if no_caffe else [("Caffe Data", None)])

@@ -36,7 +36,7 @@ import time
 from typing import Callable, Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import children_cpu_s, staged_progress  # noqa: E402
+from bench_common import children_cpu_s, real_pycaffe, staged_progress  # noqa: E402
 from bench_workload import (  # noqa: E402
     LIST_NAME,
     PREFETCH,
@@ -185,7 +185,9 @@ def report(rows: list, args: argparse.Namespace, workload: Workload, files: int,
              f"{workload.crop}, mirror; batch {workload.batch}, {args.workers} workers, "
              f"{args.latency_ms:g} ms added to every request; {cores()} cores, load average "
              f"{os.getloadavg()[0]:.2f}",
-             f"img/s = {workload.batch} x {workload.batches} batches / their wall time"
+             f"the net run by {'real pycaffe' if real_pycaffe() else 'the package fake caffe'}"
+             f" as caffe train runs it; img/s = {workload.batch} x {workload.batches} batches / "
+             f"their wall time"
              + (f"; best of {args.repeat} rounds" if args.repeat > 1 else "")]
     lines += ["--quick: a smoke run; its figures mean nothing"] if args.quick else []
     lines += ["", "| source | img/s | x local | workers' CPU ms per batch | server's CPU ms per "
