@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from caffe_layers.files.redact import redact_text, redact_url
 from caffe_layers.files.remote import event_loop
 from caffe_layers.files.retry import RetryPolicy, transient
 from caffe_layers.params import ImageListParams
+from caffe_layers.pipeline.reads import SampleFiles
 
 # The servers run in threads of the test process, which forks the layers' workers.
 pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
@@ -382,3 +384,32 @@ def test_a_read_ahead_from_a_blocking_filesystem_runs_in_the_loops_threads(fast_
                 ahead.take(missing)
     finally:
         memory.rm("/caffe_layers_test", recursive=True)
+
+
+def test_the_storage_client_is_made_outside_the_loop_its_constructor_may_wait_on():
+    """A client whose constructor calls fsspec's sync() fails inside the loop: SampleFiles makes
+    it in the thread that requests the reads. (Its protocol, registered as a class at run time,
+    is one fsspec knows.)"""
+    import fsspec
+    from fsspec.asyn import get_loop, sync
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class WaitsInItsConstructor(MemoryFileSystem):
+        protocol = "caffelayerswaits"
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            sync(get_loop(), asyncio.sleep, 0)
+
+    fsspec.register_implementation(WaitsInItsConstructor.protocol, WaitsInItsConstructor,
+                                   clobber=True)
+    url = "caffelayerswaits://caffe_layers_waits/0.bin"
+    waits = fsspec.filesystem(WaitsInItsConstructor.protocol)  # this thread's own instance
+    waits.pipe_file(url, b"zero")
+    files = SampleFiles(lambda i: (url, "sample", "l.txt:1: "), remote=True)
+    try:
+        with files.batch(SimpleNamespace(number=0, indices=[0])) as fetched:
+            assert fetched(0) == b"zero"
+    finally:
+        files.close()
+        waits.rm(url)

@@ -121,7 +121,8 @@ def client(url: str, storage_options: Mapping[str, Any] | None, where: str) -> T
         import fsspec
     except ImportError as exc:
         raise _missing_library(url, chain[-1], exc, where) from None
-    unknown = [p for p in chain if p not in fsspec.available_protocols()]
+    known = set(fsspec.available_protocols()) | set(fsspec.registry)  # + registered classes
+    unknown = [p for p in chain if p not in known]
     if unknown:
         raise ConfigError(f"{where}: '{unknown[0]}://' is not a protocol fsspec knows; give a "
                           f"local path or a URL such as s3://, gs://, az://, https://")

@@ -116,12 +116,19 @@ class SampleFiles:
         indices = [int(i) for i in indices]
         with self._lock:
             if self._reads is None:
-                from caffe_layers.files import remote
-
-                self._reads = ReadAhead(self._read, remote.event_loop(), self.max_requests,
-                                        self.max_bytes)
+                self._reads = self._open(indices[0])
             reads = self._reads
         return _Requested(reads, indices, reads.request(indices))
+
+    def _open(self, first: int) -> ReadAhead:
+        from caffe_layers.files import remote
+
+        url, _, _ = self.locate(first)
+        # The storage client is made here, not in the loop, where a constructor that waits on
+        # the loop (fsspec's sync()) would fail; a failure is the first read's to report.
+        with contextlib.suppress(Exception):
+            remote.client(url, self.storage_options, "")
+        return ReadAhead(self._read, remote.event_loop(), self.max_requests, self.max_bytes)
 
     async def _read(self, index: int) -> bytes:
         from caffe_layers.files import remote
