@@ -101,7 +101,7 @@ class SampleFiles:
             yield requested.take
         finally:
             requested.drop()
-            if not in_worker():  # the layer's own process may fork later: no thread stays
+            if not in_worker():  # the layer's own process may fork later: no read stays in flight
                 self.close()
 
     def close(self) -> None:
