@@ -127,32 +127,32 @@ class HTTPStore:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def answer(self, method: str, target: str, headers: Dict[str, str]) -> bytes:
-        """The whole response to a request."""
+        """The whole response to a request (a range: only its bytes are read)."""
         path = unquote(target.split("?", 1)[0]).lstrip("/")
         status = self.faults.begin(path)
         if status is None and method not in ("GET", "HEAD"):
             status = 405
-        data = b""
-        if status is None:
-            data = self._read(path)
-            status = 404 if data is None else None
-        if status is not None:
-            return _response(status, b"", {}, method)
-        wanted = headers.get("range", "")
-        if not wanted or not data:
-            return _response(200, data, {}, method)
-        first, last = _range(wanted, len(data))
-        return _response(206, data[first:last + 1],
-                         {"Content-Range": f"bytes {first}-{last}/{len(data)}"}, method)
+        found = self._open(path) if status is None else None
+        if found is None:
+            return _response(status or 404, b"")
+        with found:
+            size = os.fstat(found.fileno()).st_size
+            wanted = headers.get("range", "")
+            if not wanted or not size:
+                return _response(200, found.read() if method == "GET" else b"", length=size)
+            first, last = _range(wanted, size)
+            found.seek(first)
+            body = found.read(last + 1 - first) if method == "GET" else b""
+            return _response(206, body, {"Content-Range": f"bytes {first}-{last}/{size}"},
+                             length=last + 1 - first)
 
-    def _read(self, path: str) -> bytes | None:
-        """The bytes of the file at ``path`` under the root; None if there is none."""
+    def _open(self, path: str):
+        """The file at ``path`` under the root, open for reading; None if there is none."""
         location = os.path.normpath(os.path.join(self.root, path))
         if not location.startswith(f"{self.root}{os.sep}"):
             return None  # outside the root (..)
         try:
-            with open(location, "rb") as f:
-                return f.read()
+            return open(location, "rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
@@ -182,10 +182,14 @@ class HTTPStore:
         self.close()
 
 
-def _response(status: int, body: bytes, headers: Dict[str, str], method: str) -> bytes:
+def _response(status: int, body: bytes, headers: Dict[str, str] | None = None,
+              length: int | None = None) -> bytes:
+    """Status line, headers and ``body``; ``length``: the Content-Length if not the body's (a
+    HEAD's)."""
     head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-            f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in headers.items()]
-    return "\r\n".join(head + ["", ""]).encode("latin-1") + (body if method != "HEAD" else b"")
+            f"Content-Length: {len(body) if length is None else length}"]
+    head += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return "\r\n".join(head + ["", ""]).encode("latin-1") + body
 
 
 class _HTTPConnection(asyncio.Protocol):
