@@ -230,7 +230,10 @@ class _HTTPConnection(asyncio.Protocol):
         method, target, version = (lines[0].split(" ") + ["", ""])[:3]
         close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
         self.busy = True
-        response = self.store.answer(method, target, headers)
+        try:
+            response = self.store.answer(method, target, headers)
+        except Exception as exc:  # a request this store cannot answer: say so, keep serving
+            response = _response(500, f"{type(exc).__name__}: {exc}".encode())
         latency_s = self.store.faults.latency_s
         if latency_s:
             asyncio.get_running_loop().call_later(latency_s, self._send, response, close)
