@@ -413,3 +413,18 @@ def test_the_storage_client_is_made_outside_the_loop_its_constructor_may_wait_on
     finally:
         files.close()
         waits.rm(url)
+
+
+def test_the_http_store_answers_a_request_it_cannot_serve_with_a_500_and_keeps_the_connection(
+        http_store):
+    import socket
+
+    served(http_store, "a.bin", b"0123456789")
+    with socket.create_connection(("127.0.0.1", http_store.port), timeout=10) as client:
+        client.sendall(b"GET /a.bin HTTP/1.1\r\nRange: bytes=x-y\r\n\r\n")
+        assert client.recv(4096).startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+        client.sendall(b"GET /a.bin HTTP/1.1\r\nRange: bytes=2-4\r\n\r\n")
+        answer = client.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 206 Partial Content\r\n")
+    assert answer.endswith(b"\r\n\r\n234")
+    assert http_store.faults.in_flight == 0
