@@ -306,6 +306,38 @@ def test_a_remote_file_reads_neighbouring_blocks_in_one_request_and_keeps_them(h
     assert http_store.faults.requests["blob.bin"] - before == 1
 
 
+def test_a_remote_file_reads_spans_ahead_together_and_reads_them_without_asking_again(
+        http_store, monkeypatch):
+    from caffe_layers.files import random_access
+
+    monkeypatch.setattr(random_access, "RUN_BLOCKS", 2)
+    data = os.urandom(10_000)
+    url = served(http_store, "blob.bin", data)
+    remote = RemoteFile(url, "HDF5 file", block_bytes=1000, cached_blocks=2)
+    http_store.faults.latency_s = 0.05
+    before = http_store.faults.requests["blob.bin"]  # the size
+    remote.prefetch([(1500, 5200), (8000, 8500)])  # blocks 1-5 and 8: runs 1-2, 3-4, 5, 8
+    remote.seek(1500)
+    assert remote.read(3700) == data[1500:5200]
+    remote.seek(8000)
+    assert remote.read(500) == data[8000:8500]
+    assert http_store.faults.requests["blob.bin"] - before == 4
+    assert http_store.faults.most_in_flight == 4
+    remote.prefetch([(6000, 6100)])
+    remote.prefetch([(0, 10)])  # block 6 was not read: forgotten when no longer asked for
+    assert sorted(remote._ahead) == [0]
+
+
+def test_a_read_ahead_that_fails_raises_when_its_bytes_are_read(http_store, fast_retries):
+    url = served(http_store, "blob.bin", os.urandom(5000))
+    remote = RemoteFile(url, "HDF5 file", prefix="l.txt:1: ", block_bytes=1000)
+    http_store.faults.fail("blob.bin", -1, status=403)
+    remote.prefetch([(2000, 3000)])
+    remote.seek(2000)
+    with pytest.raises(DataError, match="^l.txt:1: cannot read HDF5 file .* access denied"):
+        remote.read(10)
+
+
 # --- reading ahead -------------------------------------------------------------------------------
 
 

@@ -172,6 +172,35 @@ def test_an_attached_hdf5_file_over_http_gives_the_local_rows(tmp_path, http_sto
 # --- latency, throttling, missing objects --------------------------------------------------------
 
 
+def test_an_hdf5_worker_reads_the_chunks_of_its_batches_ahead_several_at_once(
+        tmp_path, http_store, monkeypatch):
+    """Chunks of 1 MiB, 24 MiB in all, read ahead in requests of 2 blocks of 2 MiB (the forked
+    worker inherits the setting): one worker's batches are requested together and ahead
+    (RemoteFile.prefetch), not one block after the other as h5py reads."""
+    import h5py
+
+    from caffe_layers.files import random_access
+
+    monkeypatch.setattr(random_access, "RUN_BLOCKS", 2)
+
+    rows = np.random.default_rng(3).random((384, 16384), dtype=np.float32)  # 64 KiB rows
+    with h5py.File(http_store.root / "big.h5", "w") as f:
+        f.create_dataset("data", data=rows, chunks=(16, 16384))
+        f.create_dataset("label", data=np.arange(384, dtype=np.float32), chunks=(16,))
+    (http_store.root / "local.txt").write_text(f"{http_store.root / 'big.h5'}\n")
+    (http_store.root / "http.txt").write_text(f"{http_store.url}/big.h5\n")
+
+    def params(listing: str) -> str:
+        return json.dumps({"source": listing, "batch_size": 128, "shuffle": False,
+                           "workers": 1})
+
+    local = read(tmp_path, "HDF5DataLayer", params(str(http_store.root / "local.txt")), 3)
+    http_store.faults.latency_s = 0.05
+    over_http = read(tmp_path, "HDF5DataLayer", params(f"{http_store.url}/http.txt"), 3)
+    assert_same(local, over_http)
+    assert http_store.faults.most_in_flight >= 2
+
+
 def test_a_worker_keeps_several_reads_in_flight(tmp_path, http_store):
     image_files(http_store.root, count=48)
     http_store.faults.latency_s = 0.02

@@ -75,3 +75,18 @@ def test_pycaffe_net_reads_from_s3_what_it_reads_from_disk(tmp_path, s3_store):
     remote = read(tmp_path, IMAGES, image_params(url, storage_options=s3_store.storage_options),
                   7)
     assert_same(local, remote)
+
+
+@real_caffe.needs_pycaffe
+def test_pycaffe_net_reads_hdf5_chunks_ahead_from_http_what_it_reads_from_disk(tmp_path,
+                                                                              http_store):
+    """HDF5 files at URLs, their chunks read ahead (tests/test_remote_layers.py), 2 workers."""
+    from layer_nets import read
+    from test_remote_layers import h5_lists, h5_params
+
+    root = http_store.root
+    h5_lists(root, {"local": str(root), "http": http_store.url})
+    http_store.faults.latency_s = 0.02
+    local = read(tmp_path, "HDF5DataLayer", h5_params(str(root / "list_local.txt")), 14)
+    remote = read(tmp_path, "HDF5DataLayer", h5_params(f"{http_store.url}/list_http.txt"), 14)
+    assert_same(local, remote)

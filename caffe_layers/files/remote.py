@@ -21,6 +21,7 @@ are retried then.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -206,17 +207,19 @@ def read(url: str, what: str, *, error: type, prefix: str = "",
 
 
 async def read_async(url: str, what: str, *, error: type, prefix: str = "",
-                     storage_options: Mapping[str, Any] | None = None) -> bytes:
+                     storage_options: Mapping[str, Any] | None = None, start: int | None = None,
+                     end: int | None = None) -> bytes:
     """:func:`read` as a coroutine on fsspec's event loop (a read ahead): the client's own
     coroutine when it has one on this loop, else its blocking read in the loop's threads."""
     fs, path = client(url, storage_options, f"{prefix}{what} '{redact_url(url)}'")
     loop = asyncio.get_running_loop()
     if getattr(fs, "async_impl", False) and getattr(fs, "loop", None) is loop:
         def fetch() -> Awaitable[bytes]:
-            return fs._cat_file(path)
+            return fs._cat_file(path, start=start, end=end)
     else:
         def fetch() -> Awaitable[bytes]:
-            return loop.run_in_executor(None, fs.cat_file, path)
+            return loop.run_in_executor(None, functools.partial(fs.cat_file, path, start=start,
+                                                                end=end))
     try:
         return await with_retries_async(fetch, _account(url, storage_options))
     except Exception as exc:

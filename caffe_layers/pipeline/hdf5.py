@@ -16,10 +16,13 @@ compressed chunk), its rows are read one by one and each unreadable one is repla
 from __future__ import annotations
 
 import functools
+import threading
+from typing import Dict
 
 import numpy as np
 
 from caffe_layers.errors import DataError
+from caffe_layers.files import is_url
 from caffe_layers.params import HDF5Params
 from caffe_layers.pipeline import Pipeline
 from caffe_layers.pipeline.reads import FileProducer
@@ -35,7 +38,8 @@ BLOCKS_PER_WINDOW = 4
 class HDF5Producer(FileProducer):
     """Fills every top's rows from the HDF5 files; handles are opened in the filling process."""
 
-    per_process = ("_reader",)  # h5py handles never travel to another process
+    # h5py handles never travel to another process; nor do the batches announced to this one
+    per_process = ("_reader", "_announced", "_lock")
 
     def __init__(self, files: HDF5Files, normalizer: Normalizer, window: int = 0,
                  skip: bool = False) -> None:
@@ -43,12 +47,28 @@ class HDF5Producer(FileProducer):
         self.normalizer = normalizer
         self.window = window
         self.skip_errors = skip
+        self.remote = any(is_url(path) for path in files.paths)
         self._reader: HDF5Reader | None = None
+        self._announced: Dict[int, np.ndarray] = {}  # batch number -> its indices
+        self._lock = threading.Lock()
 
     def open(self, worker_id: int, workers: int) -> None:
         self._reader = HDF5Reader(self.files, self.window)
+        self._announced, self._lock = {}, threading.Lock()
+
+    def prepare(self, task) -> None:
+        """Note a batch this process will fill (files at URLs: its chunks are read ahead)."""
+        if self.remote and task.indices is not None:
+            with self._lock:
+                self._announced[task.number] = task.indices
 
     def fill_rows(self, out: dict, task) -> object:
+        if self.remote:  # the chunks of this batch and of those sent here since, read at once
+            with self._lock:
+                for number in [n for n in self._announced if n <= task.number]:
+                    del self._announced[number]
+                upcoming = [self._announced[n] for n in sorted(self._announced)]
+            self._reader.read_ahead([task.indices] + upcoming)
         return self.read(task.indices, out)
 
     def read(self, indices: np.ndarray, out: dict) -> object:

@@ -64,13 +64,19 @@ def open_h5(path: str, storage_options: Mapping[str, Any] | None = None, **kwarg
     """``h5py.File(path, "r", **kwargs)`` of a local path or a URL (read by byte ranges through
     :class:`~caffe_layers.files.random_access.RemoteFile`); OSError if not HDF5, DataError if a
     URL cannot be read."""
+    return _open_h5(path, storage_options, **kwargs)[0]
+
+
+def _open_h5(path: str, storage_options: Mapping[str, Any] | None = None, **kwargs) -> tuple:
+    """``(h5py.File, its RemoteFile or None for a local path)``."""
     import h5py
 
     target = open_random_access(path, "HDF5 file", storage_options=storage_options)
     handle = h5py.File(target, "r", **kwargs)
-    if not isinstance(target, str):
-        _remote_handles.add(handle)
-    return handle
+    if isinstance(target, str):
+        return handle, None
+    _remote_handles.add(handle)
+    return handle, target
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,8 +324,39 @@ class HDF5Reader:
     def __init__(self, files: HDF5Files, window: int = 0) -> None:
         self.files = files
         self.window = window
-        self._open: OrderedDict = OrderedDict()  # file number -> (h5py.File, datasets)
+        self._open: OrderedDict = OrderedDict()  # file number -> (h5py.File, datasets, remote)
         self._buffers: Dict[str, np.ndarray] = {}
+
+    def read_ahead(self, batches: Sequence[np.ndarray]) -> None:
+        """Start reading the chunks of the rows of ``batches`` (this batch's and those after it)
+        of files at URLs, all at once in the background (RemoteFile.prefetch); local files:
+        nothing. A problem is left for the reads themselves to report."""
+        spans: Dict[int, list] = {}
+        for indices in batches:
+            unique = np.unique(np.asarray(indices, np.int64))
+            numbers, rows = self.files.locate(unique)
+            for number in np.unique(numbers).tolist():
+                if is_url(self.files.paths[number]):
+                    spans.setdefault(number, []).extend(
+                        self._spans(number, rows[numbers == number]))
+        for number, found in spans.items():
+            remote = self._open[number][2] if number in self._open else None
+            if remote is not None:
+                remote.prefetch(found)
+
+    def _spans(self, number: int, rows: np.ndarray) -> list:
+        """The byte spans in file ``number`` of the chunks (or contiguous rows) of ``rows``."""
+        try:
+            datasets = self._datasets(number)
+        except (DataError, OSError):
+            return []
+        found = []
+        for dataset, info in zip(datasets, self.files.infos[number]):
+            try:
+                found += _row_spans(dataset, info, rows)
+            except (OSError, ValueError, AttributeError, TypeError):
+                continue  # e.g. an h5py without chunk queries: read as needed
+        return found
 
     def read(self, indices: np.ndarray, outs: Dict[str, np.ndarray]) -> None:
         """Write samples ``indices`` of each top into ``outs[top]`` (float32, one row each)."""
@@ -361,9 +398,10 @@ class HDF5Reader:
             self._open.popitem(last=False)[1][0].close()
         path = self.files.paths[number]
         try:
-            handle = open_h5(path, self.files.storage_options,
-                             rdcc_nbytes=cache_bytes(self.files.infos[number], self.window),
-                             rdcc_nslots=10007, rdcc_w0=0.0)
+            handle, remote = _open_h5(path, self.files.storage_options,
+                                      rdcc_nbytes=cache_bytes(self.files.infos[number],
+                                                              self.window),
+                                      rdcc_nslots=10007, rdcc_w0=0.0)
         except OSError as exc:
             raise DataError(f"{shown(path)}: cannot open the HDF5 file: {exc}") from exc
         try:
@@ -373,7 +411,7 @@ class HDF5Reader:
             raise DataError(f"{shown(path)}: a dataset named like the tops "
                             f"{list(self.files.tops)} is gone since setup ({exc}); was the file "
                             f"replaced during training?") from exc
-        self._open[number] = (handle, datasets)
+        self._open[number] = (handle, datasets, remote)
         return datasets
 
     def close(self) -> None:
@@ -381,6 +419,28 @@ class HDF5Reader:
         while self._open:
             self._open.popitem()[1][0].close()
         self._buffers.clear()
+
+
+def _row_spans(dataset, info: DatasetInfo, rows: np.ndarray) -> list:
+    """``(start, stop)`` byte spans in the file of the chunks holding ``rows`` (sorted) of
+    ``dataset`` (chunks of whole rows only), or of each run of its rows if contiguous."""
+    if not info.chunk_rows:
+        offset = dataset.id.get_offset()
+        if offset is None:
+            return []
+        cuts = (np.flatnonzero(np.diff(rows) != 1) + 1).tolist()
+        return [(offset + int(rows[lo]) * info.row_bytes,
+                 offset + (int(rows[hi - 1]) + 1) * info.row_bytes)
+                for lo, hi in zip([0] + cuts, cuts + [len(rows)])]
+    if tuple(dataset.chunks[1:]) != tuple(dataset.shape[1:]):
+        return []  # chunks that split rows: read as needed
+    spans = []
+    for chunk in np.unique(rows // info.chunk_rows).tolist():
+        where = dataset.id.get_chunk_info_by_coord(
+            (chunk * info.chunk_rows,) + (0,) * (dataset.ndim - 1))
+        if where.byte_offset is not None:  # None: never written (fill value)
+            spans.append((where.byte_offset, where.byte_offset + where.size))
+    return spans
 
 
 def _read_group(dataset, rows: np.ndarray, fancy: bool, out: np.ndarray) -> None:
