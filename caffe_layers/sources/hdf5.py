@@ -330,13 +330,15 @@ class HDF5Reader:
     def read_ahead(self, batches: Sequence[np.ndarray]) -> None:
         """Start reading the chunks of the rows of ``batches`` (this batch's and those after it)
         of files at URLs, all at once in the background (RemoteFile.prefetch); local files:
-        nothing. A problem is left for the reads themselves to report."""
+        nothing. Files are opened for this batch only: a later batch's files that are not open
+        wait for it (opening them now could close one this batch reads). A problem is left for
+        the reads themselves to report."""
         spans: Dict[int, list] = {}
-        for indices in batches:
+        for position, indices in enumerate(batches):
             unique = np.unique(np.asarray(indices, np.int64))
             numbers, rows = self.files.locate(unique)
             for number in np.unique(numbers).tolist():
-                if is_url(self.files.paths[number]):
+                if is_url(self.files.paths[number]) and (position == 0 or number in self._open):
                     spans.setdefault(number, []).extend(
                         self._spans(number, rows[numbers == number]))
         for number, found in spans.items():
