@@ -8,10 +8,10 @@ chunks, so most small reads are served from memory. Memory: at most ``CACHED_BLO
 (32 MiB) per open file.
 
 :meth:`RemoteFile.prefetch` starts reading, in the background, the blocks of byte spans about
-to be read (the chunks of this batch and the next, :class:`~caffe_layers.sources.hdf5
-.HDF5Reader`): runs of up to ``RUN_BLOCKS`` blocks per request, all in flight together as
-coroutines on fsspec's loop, at most ``AHEAD_BLOCKS`` blocks (64 MiB) read ahead per file; a
-read of a block read ahead waits for it instead of asking again.
+to be read (the chunks of this batch and of those sent after it, :class:`~caffe_layers
+.sources.hdf5.HDF5Reader`): runs of up to ``RUN_BLOCKS`` blocks per request, all in flight
+together as coroutines on fsspec's loop, at most ``AHEAD_BLOCKS`` blocks (64 MiB) read ahead
+per file; a read of a block read ahead waits for it instead of asking again.
 """
 
 from __future__ import annotations
@@ -19,19 +19,18 @@ from __future__ import annotations
 import asyncio
 import io
 from collections import OrderedDict
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent import futures
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Tuple
 
 from caffe_layers.errors import DataError
 from caffe_layers.files import remote
+from caffe_layers.files.read_ahead import wait_while_running
 from caffe_layers.files.redact import redact_url
 
 BLOCK_BYTES = 2 << 20
 CACHED_BLOCKS = 16
 AHEAD_BLOCKS = 32  # read ahead, per open file
 RUN_BLOCKS = 8  # neighbouring blocks read ahead in one request
-LOOP_CHECK_S = 1.0
 
 
 class RemoteFile(io.RawIOBase):
@@ -49,7 +48,7 @@ class RemoteFile(io.RawIOBase):
         self.block_bytes = block_bytes
         self.cached_blocks = cached_blocks
         self._blocks: OrderedDict = OrderedDict()
-        self._ahead: Dict[int, Tuple[int, Future]] = {}  # block -> (its run's first, the run)
+        self._ahead: Dict[int, Tuple[int, futures.Future]] = {}  # block -> (run's first, run)
         self._pos = 0
 
     def readable(self) -> bool:
@@ -135,18 +134,11 @@ class RemoteFile(io.RawIOBase):
     def _land(self, number: int) -> None:
         """Wait for the run read ahead that holds block ``number``; cache its blocks."""
         first, run = self._ahead[number]
-        while True:
-            try:
-                data = run.result(LOOP_CHECK_S)
-                break
-            except FutureTimeout:
-                if not remote.event_loop().is_running():
-                    raise RuntimeError("the event loop of the reads ahead stopped") from None
-            finally:
-                if run.done():
-                    for block in [n for n, (_, r) in self._ahead.items() if r is run]:
-                        del self._ahead[block]
-        self._keep(first, data)
+        wait_while_running(lambda timeout_s: bool(futures.wait([run], timeout_s).done),
+                           remote.event_loop())
+        for block in [n for n, (_, other) in self._ahead.items() if other is run]:
+            del self._ahead[block]
+        self._keep(first, run.result())  # a failed read raises its error here
 
     def _start(self, first: int) -> int:
         return first * self.block_bytes

@@ -75,10 +75,7 @@ class ReadAhead:
         with self._lock:
             if not ticket.started:
                 self._start([ticket])  # needed now: the caps are for reading ahead only
-        while not ticket.done.wait(LOOP_CHECK_S):
-            if not self._loop.is_running():
-                raise RuntimeError("the event loop of the reads ahead stopped with a read in "
-                                   "flight")
+        wait_while_running(ticket.done.wait, self._loop)
         with self._lock:
             ticket.taken = True
             self._uncount(ticket)
@@ -163,6 +160,14 @@ class ReadAhead:
                     self._held += len(data)
             self._start_reads()
         ticket.done.set()
+
+
+def wait_while_running(wait: Callable[[float], bool], loop: asyncio.AbstractEventLoop) -> None:
+    """``wait(timeout_s)`` until it returns True (a read in flight on ``loop`` ended), checking
+    every ``LOOP_CHECK_S`` that the loop still runs: RuntimeError if it stopped."""
+    while not wait(LOOP_CHECK_S):
+        if not loop.is_running():
+            raise RuntimeError("the event loop of the reads ahead stopped with a read in flight")
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

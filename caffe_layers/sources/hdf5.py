@@ -430,10 +430,9 @@ def _row_spans(dataset, info: DatasetInfo, rows: np.ndarray) -> list:
         offset = dataset.id.get_offset()
         if offset is None:
             return []
-        cuts = (np.flatnonzero(np.diff(rows) != 1) + 1).tolist()
         return [(offset + int(rows[lo]) * info.row_bytes,
                  offset + (int(rows[hi - 1]) + 1) * info.row_bytes)
-                for lo, hi in zip([0] + cuts, cuts + [len(rows)])]
+                for lo, hi, _ in _runs(rows, 0, len(rows))]
     if tuple(dataset.chunks[1:]) != tuple(dataset.shape[1:]):
         return []  # chunks that split rows: read as needed
     spans = []
